@@ -1,0 +1,1 @@
+"""Modules generated from `proto/openfl_cli/proto/*.proto` by `python proto/generate.py`."""

@@ -1,0 +1,142 @@
+"""The TaskRunner contract: a framework-agnostic face of a model and its training code.
+
+The collaborator only talks to this interface. Framework runners (`runners/torch.py`,
+`runners/keras.py`, the plain NumPy runner of the `numpy/digits` template) implement the tensor
+access and the two passes; users subclass those and override small hooks.
+
+Tensors cross this boundary as `dict[str, numpy.ndarray]`, with stable names, their own dtype and
+shape. Optimizer state (for `opt_treatment: CONTINUE_GLOBAL`) uses names that start with
+`OPT_PREFIX` so the aggregator can tell them apart.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from openfl_cli.data.base import DataLoader
+
+OPT_PREFIX = "__opt__."
+MetricCallback = Callable[[str, str, int, float], None]  # (task name, metric name, round, value)
+
+
+@dataclass
+class TaskResult:
+    """What one task produced: metrics, the sample count that weighs them, and (train) tensors."""
+
+    metrics: dict[str, float]
+    sample_count: int
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sample_count < 0:
+            raise ValueError(f"sample_count must be >= 0, got {self.sample_count}")
+        self.metrics = {str(name): float(value) for name, value in self.metrics.items()}
+
+
+class TaskRunner(ABC):
+    """Base of every task runner.
+
+    Subclasses implement: `get_tensor_dict`, `set_tensor_dict`, `reset_opt_vars`, `train_epoch`,
+    `validate_pass`; optionally `save_native` / `load_native`.
+    """
+
+    def __init__(self, data_loader: DataLoader | None = None, **settings: Any) -> None:
+        self.data_loader = data_loader
+        self.settings = settings
+        self.log_metric_callback: MetricCallback | None = None
+
+    # --- tensors -------------------------------------------------------------------------------
+    @abstractmethod
+    def get_tensor_dict(self, with_opt_vars: bool = False) -> dict[str, np.ndarray]:
+        """The model's weights (and optimizer state when asked) as named NumPy arrays (copies)."""
+
+    @abstractmethod
+    def set_tensor_dict(self, tensors: Mapping[str, np.ndarray], with_opt_vars: bool = False) -> None:
+        """Load weights (and optimizer state when given and asked) into the model."""
+
+    @abstractmethod
+    def reset_opt_vars(self) -> None:
+        """Reinitialize the optimizer state (opt_treatment RESET)."""
+
+    # --- the two passes users write -------------------------------------------------------------
+    @abstractmethod
+    def train_epoch(self, round_number: int, **kwargs: Any) -> dict[str, float]:
+        """Train one epoch over the local training data; return metrics (for example `loss`)."""
+
+    @abstractmethod
+    def validate_pass(self, round_number: int, **kwargs: Any) -> dict[str, float]:
+        """Evaluate the current model on the local validation data; return metrics (for example `acc`)."""
+
+    # --- plumbing the collaborator calls ---------------------------------------------------------
+    def train_task(
+        self,
+        round_number: int,
+        epochs: int = 1,
+        metrics: Sequence[str] | None = None,
+        task_name: str = "train",
+        **kwargs: Any,
+    ) -> TaskResult:
+        """Run `epochs` local epochs and return the trained weights and the last epoch's metrics."""
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        epoch_metrics: dict[str, float] = {}
+        for _ in range(int(epochs)):
+            epoch_metrics = self.train_epoch(round_number, **kwargs)
+        selected = self._select(epoch_metrics, metrics, task_name)
+        self._report(task_name, round_number, selected)
+        return TaskResult(selected, self.train_sample_count, self.get_tensor_dict(with_opt_vars=True))
+
+    def validate_task(
+        self,
+        round_number: int,
+        apply: str = "global",
+        metrics: Sequence[str] | None = None,
+        task_name: str = "validate",
+        **kwargs: Any,
+    ) -> TaskResult:
+        """Validate the weights currently loaded (the collaborator loads global or local ones)."""
+        if apply not in ("global", "local"):
+            raise ValueError(f"apply must be 'global' or 'local', got {apply!r}")
+        selected = self._select(self.validate_pass(round_number, **kwargs), metrics, task_name)
+        self._report(task_name, round_number, selected)
+        return TaskResult(selected, self.valid_sample_count)
+
+    @property
+    def train_sample_count(self) -> int:
+        return int(self.data_loader.get_train_data_size()) if self.data_loader else 0
+
+    @property
+    def valid_sample_count(self) -> int:
+        return int(self.data_loader.get_valid_data_size()) if self.data_loader else 0
+
+    # --- native models --------------------------------------------------------------------------
+    def save_native(self, path: str | Path) -> Path:
+        """Write the model in its framework's own format; return the path written."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement save_native()")
+
+    def load_native(self, path: str | Path) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement load_native()")
+
+    # --- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _select(found: Mapping[str, float], wanted: Sequence[str] | None, task_name: str) -> dict[str, float]:
+        if not wanted:
+            return dict(found)
+        missing = [name for name in wanted if name not in found]
+        if missing:
+            raise KeyError(
+                f"task {task_name!r} asked for metrics {missing} but the runner produced {sorted(found)}"
+            )
+        return {name: found[name] for name in wanted}
+
+    def _report(self, task_name: str, round_number: int, metrics: Mapping[str, float]) -> None:
+        if self.log_metric_callback is not None:
+            for name, value in metrics.items():
+                self.log_metric_callback(task_name, name, round_number, float(value))

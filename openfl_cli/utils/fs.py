@@ -1,0 +1,63 @@
+"""File writes that never leave a torn file behind, and private files for keys."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+PRIVATE_MODE = 0o600
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Yield a binary file in the target's folder; on success fsync it and rename it over `path`.
+
+    A process killed at any moment leaves either the old file or the new one, never a mix.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | memoryview, mode: int = 0o644) -> None:
+    with atomic_writer(path, mode) as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str, mode: int = 0o644) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode)
+
+
+def atomic_write_with(path: str | Path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> None:
+    with atomic_writer(path, mode) as handle:
+        write(handle)
+
+
+def write_private(path: str | Path, data: bytes) -> None:
+    """Write a secret (a private key) readable by its owner only, from the first byte on."""
+    atomic_write_bytes(path, data, PRIVATE_MODE)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
