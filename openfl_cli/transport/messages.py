@@ -1,0 +1,59 @@
+"""Plain data that crosses the wire between collaborator and aggregator.
+
+The transport layer defines them so that it depends on nothing above it; the federation layer
+builds and reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Action(str, Enum):
+    RUN = "run"  # run the tasks of `round_number`
+    WAIT = "wait"  # nothing to do yet: ask again (the long poll timed out)
+    QUIT = "quit"  # the experiment is over
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a round: the runner function to call and its keyword arguments (JSON-safe)."""
+
+    name: str
+    function: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskAssignment:
+    action: Action
+    round_number: int = 0
+    tasks: tuple[TaskSpec, ...] = ()
+    retry_after: float = 0.0
+
+
+@dataclass(frozen=True)
+class PingReply:
+    aggregator: str
+    plan_hash: str
+    round_number: int
+    rounds_to_train: int
+
+
+class RefusalCode(str, Enum):
+    NOT_AUTHORIZED = "not authorized"
+    PLAN_MISMATCH = "plan mismatch"
+    LATE = "late"  # result for a round that is closed
+    INVALID = "invalid"  # malformed, wrong shape/dtype, non-finite values, oversized
+    UNKNOWN_TASK = "unknown task"
+
+
+class Refused(Exception):
+    """The aggregator refuses a call; the collaborator prints `<code>: <reason>`."""
+
+    def __init__(self, code: RefusalCode, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"{code.value}: {reason}")
