@@ -1,0 +1,150 @@
+"""The whole documented flow on one machine: workspace, authority, certificates, federation, model.
+
+Every step is the real `fx` command in its own process, in its own folder, exactly as an operator
+would run it on separate machines; only the file transfers between nodes are local copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from openfl_cli.errors import UsageError
+from openfl_cli.quickstart.processes import ProcessGroup, fx_step
+from openfl_cli.quickstart.report import metrics_table
+
+log = logging.getLogger(__name__)
+
+WORKSPACE_NAME = "federation"
+NATIVE_SUFFIX = {"torch": ".pt", "keras": ".keras", "tf_2dunet": ".keras", "tf_cnn_histology": ".keras"}
+
+
+@dataclass(frozen=True)
+class QuickstartOptions:
+    prefix: Path
+    template: str = "torch/mnist"
+    collaborators: int = 2
+    rounds: int = 3
+    fqdn: str = "localhost"
+    timeout: float = 1800.0
+
+
+@dataclass(frozen=True)
+class QuickstartResult:
+    aggregator_workspace: Path
+    collaborator_workspaces: dict[str, Path]
+    native_model: Path
+    seconds: float
+
+
+def _native_suffix(template: str) -> str:
+    return NATIVE_SUFFIX.get(template.split("/")[0], ".npz")
+
+
+def _check_options(options: QuickstartOptions) -> None:
+    if options.collaborators < 1:
+        raise UsageError(f"--collaborators: expected a positive number, got {options.collaborators}")
+    if options.rounds < 1:
+        raise UsageError(f"--rounds: expected a positive number, got {options.rounds}")
+    if options.prefix.exists() and any(options.prefix.iterdir()):
+        raise UsageError(f"--prefix {options.prefix}: folder exists and is not empty; choose a new one")
+
+
+def _set_plan_values(workspace: Path, rounds: int, collaborators: int) -> None:
+    """Write the experiment's size into plan.yaml, as a user would edit it."""
+    import yaml
+
+    plan_file = workspace / "plan" / "plan.yaml"
+    plan = yaml.safe_load(plan_file.read_text()) or {}
+    plan.setdefault("aggregator", {}).setdefault("settings", {}).update(
+        {"rounds_to_train": rounds, "write_logs": True}
+    )
+    plan.setdefault("data_loader", {}).setdefault("settings", {})["collaborator_count"] = collaborators
+    from openfl_cli.utils.fs import atomic_write_text
+
+    atomic_write_text(plan_file, yaml.safe_dump(plan, sort_keys=False))
+
+
+def _step(echo: IO[str], text: str) -> None:
+    print(f"==> {text}", file=echo, flush=True)
+
+
+def _certify_aggregator(workspace: Path, fqdn: str) -> None:
+    fx_step(["workspace", "certify"], workspace)
+    fx_step(["aggregator", "generate-cert-request", "--fqdn", fqdn], workspace)
+    fx_step(["aggregator", "certify", "--fqdn", fqdn, "--silent"], workspace)
+
+
+def _export(workspace: Path) -> Path:
+    fx_step(["workspace", "export"], workspace)
+    for candidate in (workspace / f"{workspace.name}.zip", workspace.parent / f"{workspace.name}.zip"):
+        if candidate.is_file():
+            return candidate
+    raise UsageError(f"fx workspace export did not write {workspace.name}.zip")
+
+
+def _add_collaborator(aggregator: Path, archive: Path, node_root: Path, name: str, shard: int) -> Path:
+    """One collaborator node: import the workspace, request a certificate, have it signed, install it."""
+    node_root.mkdir(parents=True)
+    local_archive = node_root / archive.name
+    shutil.copy2(archive, local_archive)  # "copy the archive to the collaborator node"
+    fx_step(["workspace", "import", "--archive", str(local_archive)], node_root)
+    workspace = node_root / archive.stem
+    fx_step(["collaborator", "create", "-n", name, "-d", str(shard), "--silent"], workspace)
+    fx_step(["collaborator", "generate-cert-request", "-n", name, "--silent"], workspace)
+    request = workspace / f"col_{name}_to_agg_cert_request.zip"
+    fx_step(["collaborator", "certify", "--request-pkg", str(request), "--silent"], aggregator)
+    signed = aggregator / f"agg_to_col_{name}_signed_cert.zip"
+    fx_step(["collaborator", "certify", "--import", str(signed)], workspace)
+    return workspace
+
+
+def run_quickstart(options: QuickstartOptions, echo: IO[str] = sys.stdout) -> QuickstartResult:
+    _check_options(options)
+    started = time.monotonic()
+    prefix = options.prefix.resolve()
+    aggregator = prefix / "aggregator" / WORKSPACE_NAME
+
+    _step(echo, f"creating the aggregator's workspace from template {options.template} in {aggregator}")
+    fx_step(
+        ["workspace", "create", "--prefix", str(aggregator), "--template", options.template], prefix.parent
+    )
+    _set_plan_values(aggregator, options.rounds, options.collaborators)
+    _step(echo, "initializing the plan and the model's initial weights")
+    fx_step(["plan", "initialize", "-a", options.fqdn], aggregator)
+    _step(echo, "setting up the certificate authority and the aggregator's certificate")
+    _certify_aggregator(aggregator, options.fqdn)
+    archive = _export(aggregator)
+
+    names = [f"collaborator{index}" for index in range(1, options.collaborators + 1)]
+    workspaces: dict[str, Path] = {}
+    for shard, name in enumerate(names, start=1):
+        _step(echo, f"{name}: importing the workspace and certifying it (data shard {shard})")
+        workspaces[name] = _add_collaborator(aggregator, archive, prefix / name, name, shard)
+
+    _step(echo, f"starting the aggregator and {len(names)} collaborators over mutual TLS on {options.fqdn}")
+    group = ProcessGroup(echo=echo)
+    try:
+        group.start("aggregator", ["aggregator", "start"], aggregator, aggregator / "logs" / "aggregator.log")
+        for name, workspace in workspaces.items():
+            group.start(
+                name, ["collaborator", "start", "-n", name], workspace, workspace / "logs" / f"{name}.log"
+            )
+        group.wait_all(options.timeout)
+    finally:
+        group.stop_all()
+
+    best = aggregator / "save" / "best.pbuf"
+    snapshot = best if best.is_file() else aggregator / "save" / "last.pbuf"
+    native = aggregator / "save" / f"model{_native_suffix(options.template)}"
+    _step(echo, f"saving {snapshot.name} as a native model")
+    fx_step(["model", "save", "-i", str(snapshot), "-o", str(native)], aggregator)
+    print(metrics_table(aggregator / "logs" / "metrics.jsonl"), file=echo)
+    seconds = time.monotonic() - started
+    print(f"\ndone in {seconds:.1f} s: native model {native}", file=echo, flush=True)
+    return QuickstartResult(aggregator, workspaces, native, seconds)
