@@ -1,0 +1,1 @@
+"""Tensors: ndarray codec, `.pbuf` model snapshots and compression pipelines."""

@@ -1,0 +1,53 @@
+"""The committed `openfl_cli/proto/*_pb2*` modules are exactly what `proto/generate.py` produces."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROTO_DIR = REPO_ROOT / "proto"
+PACKAGE_DIR = REPO_ROOT / "openfl_cli" / "proto"
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_fx_proto_generate", PROTO_DIR / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _generated_names(folder: Path) -> set[str]:
+    return {path.name for path in folder.glob("*_pb2*.py*")}
+
+
+def test_every_proto_source_has_committed_modules() -> None:
+    sources = sorted((PROTO_DIR / "openfl_cli" / "proto").glob("*.proto"))
+    assert sources, "no .proto sources found"
+    committed = _generated_names(PACKAGE_DIR)
+    for source in sources:
+        expected = {f"{source.stem}_pb2.py", f"{source.stem}_pb2.pyi"}
+        if "service " in source.read_text():
+            expected.add(f"{source.stem}_pb2_grpc.py")
+        missing = expected - committed
+        assert not missing, f"{source.name}: run `python proto/generate.py` (missing {sorted(missing)})"
+
+
+def test_committed_modules_match_regeneration(tmp_path: Path) -> None:
+    pytest.importorskip("grpc_tools", reason="grpcio-tools (the dev extra) is needed to run protoc")
+    written = _generator().generate(tmp_path)
+    fresh_dir = tmp_path / "openfl_cli" / "proto"
+    assert {path.parent for path in written} == {fresh_dir}
+    fresh, committed = _generated_names(fresh_dir), _generated_names(PACKAGE_DIR)
+    assert committed == fresh, (
+        f"stale or extra modules in openfl_cli/proto: {sorted(committed ^ fresh)}; "
+        "run `python proto/generate.py`"
+    )
+    stale = [
+        name for name in sorted(fresh) if (fresh_dir / name).read_bytes() != (PACKAGE_DIR / name).read_bytes()
+    ]
+    assert not stale, f"{stale} differ from their .proto source; run `python proto/generate.py`"
