@@ -1,0 +1,97 @@
+"""`fx plan initialize | print | validate`."""
+
+from __future__ import annotations
+
+import click
+
+_plan_option = click.option(
+    "-p",
+    "--plan_config",
+    "--plan-config",
+    "plan_path",
+    default="plan/plan.yaml",
+    show_default=True,
+    metavar="PATH",
+    help="Federated learning plan.",
+)
+_cols_option = click.option(
+    "-c",
+    "--cols_config",
+    "--cols-config",
+    "cols_path",
+    default="plan/cols.yaml",
+    show_default=True,
+    metavar="PATH",
+    help="Authorized collaborator list.",
+)
+_data_option = click.option(
+    "-d",
+    "--data_config",
+    "--data-config",
+    "data_path",
+    default="plan/data.yaml",
+    show_default=True,
+    metavar="PATH",
+    help="Data path of each collaborator.",
+)
+
+
+@click.command("initialize")
+@_plan_option
+@_cols_option
+@_data_option
+@click.option(
+    "-a",
+    "--aggregator_address",
+    "--aggregator-address",
+    "agg_addr",
+    default=None,
+    metavar="ADDRESS",
+    help="The aggregator's address as collaborators reach it [default: $FQDN, else this machine's FQDN].",
+)
+@click.option(
+    "--input-weights",
+    "--input_weights",
+    "input_weights",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Start from these weights (a .pbuf snapshot) instead of the model's own initial ones.",
+)
+def initialize(
+    plan_path: str, cols_path: str, data_path: str, agg_addr: str | None, input_weights: str | None
+) -> None:
+    """Resolve the aggregator's address and port in the plan and write the initial model."""
+    from openfl_cli.plan.initialize import initialize as run
+
+    result = run(plan_path, cols_path, data_path, agg_addr=agg_addr, input_weights=input_weights)
+    click.echo(f"aggregator address: {result.agg_addr}:{result.agg_port} (written to {plan_path})")
+    origin = f" from {result.input_weights}" if result.input_weights else ""
+    click.echo(f"initial model{origin}: {result.tensor_count} tensors written to {result.init_state_path}")
+    click.echo(f"plan hash: {result.plan_hash}")
+
+
+@click.command("print")
+@_plan_option
+@_cols_option
+@_data_option
+def print_(plan_path: str, cols_path: str, data_path: str) -> None:
+    """Print the fully resolved plan (defaults merged, OpenFL names mapped) as YAML."""
+    import yaml
+
+    from openfl_cli.plan import Plan
+
+    plan = Plan.load(plan_path, cols_path, data_path)
+    click.echo(yaml.safe_dump(plan.config, sort_keys=False, default_flow_style=False), nl=False)
+
+
+@click.command("validate")
+@_plan_option
+@_cols_option
+@_data_option
+def validate(plan_path: str, cols_path: str, data_path: str) -> None:
+    """Check every setting and template of the plan; print its hash."""
+    from openfl_cli.plan import Plan
+
+    plan = Plan.load(plan_path, cols_path, data_path)
+    plan.check_templates()
+    click.echo(f"plan OK: {plan.hash}")

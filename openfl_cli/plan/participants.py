@@ -1,0 +1,91 @@
+"""`plan/cols.yaml` (who may take part) and `plan/data.yaml` (where each collaborator's data is)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from openfl_cli.errors import PlanError, UsageError
+from openfl_cli.plan.files import parse_yaml, read_yaml, unknown_key_message
+from openfl_cli.utils.names import check_collaborator_name
+
+
+def read_collaborators(path: Path, display: str) -> list[str]:
+    """`collaborators: [names]`; a missing file means nobody yet."""
+    document = read_yaml(path, display, missing_ok=True)
+    if document is None:
+        return []
+    if not isinstance(document, dict):
+        raise PlanError(display, None, "expected a mapping like 'collaborators: [one, two]'")
+    for key in document:
+        if key != "collaborators":
+            raise PlanError(display, str(key), unknown_key_message(str(key), ["collaborators"], "key"))
+    names = document.get("collaborators") or []
+    if not isinstance(names, list):
+        raise PlanError(display, "collaborators", f"expected a list of names, got {names!r}")
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        key = f"collaborators[{index}]"
+        _check_name(name, display, key)
+        if name in seen:
+            raise PlanError(display, key, f"duplicate collaborator name {name!r}")
+        seen.add(name)
+    return list(names)
+
+
+def read_data_paths(path: Path, display: str) -> dict[str, str]:
+    """A YAML mapping `name: path`, or OpenFL's `name,path` lines; a missing file means no entries."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise PlanError(display, None, f"cannot read: {error}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        document = text  # not YAML: perhaps the line format
+    if isinstance(document, str) or _looks_like_lines(text):
+        return _read_lines(text, display)
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        parse_yaml(text, display)  # re-raise a syntax error with its line, if that is the problem
+        raise PlanError(display, None, "expected a mapping 'name: data path' or lines 'name,data path'")
+    paths: dict[str, str] = {}
+    for name, value in document.items():
+        _check_name(name, display, str(name))
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value).strip() == "":
+            raise PlanError(display, str(name), f"expected a data path, got {value!r}")
+        paths[name] = str(value)
+    return paths
+
+
+def _looks_like_lines(text: str) -> bool:
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return bool(lines) and all("," in line and ":" not in line.split(",", 1)[0] for line in lines)
+
+
+def _read_lines(text: str, display: str) -> dict[str, str]:
+    paths: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, comma, value = (part.strip() for part in line.partition(","))
+        where = f"line {number}"
+        if not comma or not value:
+            raise PlanError(display, where, f"expected 'name,data path', got {line!r}")
+        _check_name(name, display, where)
+        if name in paths:
+            raise PlanError(display, where, f"duplicate collaborator name {name!r}")
+        paths[name] = value
+    return paths
+
+
+def _check_name(name: object, display: str, key: str) -> None:
+    try:
+        check_collaborator_name(name)  # type: ignore[arg-type]
+    except UsageError as error:
+        raise PlanError(display, key, str(error)) from None
