@@ -1,0 +1,91 @@
+"""The workspace and model commands through the real `fx` entry point (in process), and start-up weight."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from openfl_cli.cli.main import main
+from openfl_cli.workspace import import_archive
+
+HEAVY = ("numpy", "grpc", "yaml", "torch", "tensorflow", "ray", "sklearn", "google.protobuf", "cryptography")
+
+
+def _fx(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as done:
+        code = int(done.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_create_help_lists_templates(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _fx(["workspace", "create", "--help"], capsys)
+    assert code == 0
+    assert "Templates:" in out and "numpy/digits" in out
+
+
+@pytest.mark.parametrize("template", ["no/such", "../numpy/digits"])
+def test_bad_template_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], template: str
+) -> None:
+    code, _out, err = _fx(
+        ["workspace", "create", "--prefix", str(tmp_path / "ws"), "--template", template], capsys
+    )
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("fx: error: ") and "numpy/digits" in err
+    assert not (tmp_path / "ws").exists()
+
+
+def test_create_export_import(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    code, out, _ = _fx(["workspace", "create", "--prefix", str(tmp_path / "ws")], capsys)
+    assert code == 0 and str(tmp_path / "ws") in out
+    monkeypatch.chdir(tmp_path / "ws")
+    code, out, _ = _fx(["workspace", "export"], capsys)
+    assert code == 0 and str(tmp_path / "ws" / "ws.zip") in out
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(
+        import_archive.subprocess,
+        "run",
+        lambda argv, **kw: calls.append(argv) or subprocess.CompletedProcess(argv, 0),
+    )
+    (tmp_path / "node").mkdir()
+    monkeypatch.chdir(tmp_path / "node")
+    code, out, _ = _fx(["workspace", "import", "--archive", str(tmp_path / "ws" / "ws.zip")], capsys)
+    assert code == 0 and (tmp_path / "node" / "ws" / "plan" / "plan.yaml").is_file() and calls == []
+
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    args = ["workspace", "import", "-a", str(tmp_path / "ws" / "ws.zip"), "--install-requirements"]
+    code, _, _ = _fx(args, capsys)
+    assert code == 0 and len(calls) == 1 and calls[0][1:4] == ["-m", "pip", "install"]
+
+
+def test_model_save_without_snapshot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _fx(
+        ["model", "save", "-i", str(tmp_path / "none.pbuf"), "-o", str(tmp_path / "m.npz")], capsys
+    )
+    assert code == 2 and err.strip() == f"fx: error: snapshot {tmp_path / 'none.pbuf'} not found"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["workspace", "create", "--help"], ["model", "save", "--help"]])
+def test_help_imports_nothing_heavy(args: list[str]) -> None:
+    probe = (
+        "import json, sys\n"
+        "from openfl_cli.cli.main import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stderr.write(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(done.stderr))
+    assert not [m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY]
