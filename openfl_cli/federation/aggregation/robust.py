@@ -1,0 +1,144 @@
+"""Coordinate-wise Median and TrimmedMean: they need every contribution at once, so contributions are
+appended to a temporary file on disk and read back through np.memmap in column blocks, keeping RAM
+bounded whatever the number of collaborators. Weights are not used beyond "zero weight does not count"
+(robust statistics ignore sample counts, as in OpenFL)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from openfl_cli.federation.aggregation.base import TensorAccumulator
+from openfl_cli.federation.aggregation.function import AggregationFunction
+from openfl_cli.tensors.codec import array_bytes
+
+# RAM for one block of columns across all contributions, in float64.
+_BLOCK_BYTES = 32 * 1024 * 1024
+
+
+class StackedAccumulator(TensorAccumulator):
+    """Appends each contribution as one row of a file; `_reduce` sees blocks of (rows, columns)."""
+
+    def __init__(
+        self, name: str, global_value: np.ndarray, folder: Path, block_bytes: int = _BLOCK_BYTES
+    ) -> None:
+        super().__init__(name, global_value)
+        self._size = int(global_value.size)
+        self._block_bytes = block_bytes
+        # Opened per write, not kept open: a model may have thousands of tensors (file descriptors).
+        fd, path = tempfile.mkstemp(prefix="tensor-", suffix=".rows", dir=folder)
+        os.close(fd)
+        self._path = Path(path)
+        self._rows: dict[str, int] = {}
+        self._row_count = 0
+
+    def _stage(self, contributor: str, array: np.ndarray, weight: float, is_delta: bool) -> None:
+        value = self._full_value(array, is_delta) if is_delta else array
+        with self._path.open("r+b") as handle:
+            handle.seek(self._row_count * self._size * self.global_value.dtype.itemsize)
+            handle.write(array_bytes(value))
+        self._rows[contributor] = self._row_count
+        self._row_count += 1
+
+    def _commit(self, contributor: str, weight: float) -> None:
+        """Rows are already on disk; committing only changes the bookkeeping in the base class."""
+
+    def _drop(self, contributor: str) -> None:
+        # The row stays in the file (rewriting would cost more than the disk space); it is skipped.
+        self._rows.pop(contributor, None)
+
+    def _result(self, weights: Mapping[str, float]) -> np.ndarray:
+        rows = sorted(self._rows[name] for name in weights)
+        out = np.empty(self._size, dtype=np.float64)
+        if self._size == 0:
+            return out
+        dtype = self.global_value.dtype.newbyteorder("<")
+        stack = np.memmap(self._path, dtype=dtype, mode="r", shape=(self._row_count, self._size))
+        try:
+            step = max(1, self._block_bytes // (8 * len(rows)))
+            for start in range(0, self._size, step):
+                block = np.asarray(stack[rows, start : start + step], dtype=np.float64)
+                out[start : start + step] = self._reduce(block)
+        finally:
+            del stack
+        return out
+
+    def _reduce(self, block: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        self._path.unlink(missing_ok=True)
+        self._rows.clear()
+
+
+class _MedianAccumulator(StackedAccumulator):
+    def _reduce(self, block: np.ndarray) -> np.ndarray:
+        return np.median(block, axis=0)
+
+
+class _TrimmedMeanAccumulator(StackedAccumulator):
+    def __init__(self, name: str, global_value: np.ndarray, folder: Path, trim_ratio: float) -> None:
+        super().__init__(name, global_value, folder)
+        self._trim_ratio = trim_ratio
+
+    def _reduce(self, block: np.ndarray) -> np.ndarray:
+        count = block.shape[0]
+        cut = math.floor(self._trim_ratio * count)
+        if cut == 0:
+            return block.mean(axis=0)
+        ordered = np.sort(block, axis=0)
+        return ordered[cut : count - cut].mean(axis=0)
+
+
+class _StackedFunction(AggregationFunction):
+    """Owns the per-round temporary folder that holds the contribution files."""
+
+    def __init__(self, tmp_dir: str | None = None) -> None:
+        super().__init__()
+        self._tmp_parent = tmp_dir
+        self._folder: Path | None = None
+        self._cleanup: weakref.finalize | None = None
+
+    def _round_folder(self) -> Path:
+        if self._folder is None:
+            if self._tmp_parent is not None:
+                Path(self._tmp_parent).mkdir(parents=True, exist_ok=True)
+            self._folder = Path(tempfile.mkdtemp(prefix="fx-aggregation-", dir=self._tmp_parent))
+            # Removes the folder even if the function is dropped mid-round.
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._folder, True)
+        return self._folder
+
+    def _release_round(self) -> None:
+        self._folder = None
+        if self._cleanup is not None:
+            self._cleanup()
+            self._cleanup = None
+
+
+class Median(_StackedFunction):
+    """Coordinate-wise median of the contributions (robust to a minority of outliers)."""
+
+    def _float_accumulator(self, name: str, global_value: np.ndarray) -> TensorAccumulator:
+        return _MedianAccumulator(name, global_value, self._round_folder())
+
+
+class TrimmedMean(_StackedFunction):
+    """Coordinate-wise mean after dropping floor(trim_ratio * n) lowest and highest values."""
+
+    def __init__(self, trim_ratio: float = 0.1, tmp_dir: str | None = None) -> None:
+        if isinstance(trim_ratio, bool) or not isinstance(trim_ratio, (int, float)):
+            raise ValueError(f"trim_ratio must be a number in [0, 0.5), got {trim_ratio!r}")
+        if not 0 <= trim_ratio < 0.5:
+            raise ValueError(f"trim_ratio must be in [0, 0.5), got {trim_ratio!r}")
+        super().__init__(tmp_dir)
+        self.trim_ratio = float(trim_ratio)
+
+    def _float_accumulator(self, name: str, global_value: np.ndarray) -> TensorAccumulator:
+        return _TrimmedMeanAccumulator(name, global_value, self._round_folder(), self.trim_ratio)

@@ -1,0 +1,140 @@
+"""Metric writers (`write_logs: true`): JSON lines, TensorBoard event files, a user callback, fan-out.
+
+Each `write` reaches the file before it returns (flushed), so a killed aggregator loses nothing
+already reported. Writers are safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from openfl_cli.federation.metrics.event import file_version_event, scalar_event
+from openfl_cli.federation.metrics.record import MetricRecord
+from openfl_cli.federation.metrics.tfrecord import frame_record
+
+# f(node, task, metric, round, value): the plan's `log_metric_callback`.
+MetricCallback = Callable[[str, str, str, int, float], object]
+
+
+class MetricWriter(ABC):
+    @abstractmethod
+    def write(self, record: MetricRecord) -> None: ...
+
+    def write_all(self, records: Iterable[MetricRecord]) -> None:
+        for record in records:
+            self.write(record)
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> MetricWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _FileWriter(MetricWriter):
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._handle: IO[bytes] | None = path.open("ab")
+
+    def _append(self, data: bytes) -> None:
+        with self._lock:
+            if self._handle is None:
+                raise ValueError(f"metric writer for {self.path} is closed")
+            self._handle.write(data)
+            self._handle.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
+
+class JsonlMetricWriter(_FileWriter):
+    """Appends one JSON object per line: round, node, task, metric, value, time."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(Path(path))
+
+    def write(self, record: MetricRecord) -> None:
+        line = json.dumps(record.as_json(), separators=(",", ":"), allow_nan=False) + "\n"
+        self._append(line.encode("utf-8"))
+
+
+class TensorBoardWriter(_FileWriter):
+    """Writes `events.out.tfevents.<time>.<host>` in `logdir`: scalars tagged node/task/metric,
+    step = round. A new file per writer, as TensorBoard expects."""
+
+    def __init__(self, logdir: str | Path, filename_suffix: str = "") -> None:
+        now = time.time()
+        host = socket.gethostname() or "localhost"
+        name = f"events.out.tfevents.{int(now):010d}.{host}.{os.getpid()}{filename_suffix}"
+        super().__init__(Path(logdir) / name)
+        self._append(frame_record(file_version_event(now)))
+
+    def write(self, record: MetricRecord) -> None:
+        tag = f"{record.node}/{record.task}/{record.metric}"
+        self._append(frame_record(scalar_event(record.time, record.round_number, tag, record.value)))
+
+
+class CallbackMetricWriter(MetricWriter):
+    """Calls the user's `log_metric_callback(node, task, metric, round, value)`."""
+
+    def __init__(self, callback: MetricCallback) -> None:
+        self.callback = callback
+
+    def write(self, record: MetricRecord) -> None:
+        self.callback(record.node, record.task, record.metric, record.round_number, record.value)
+
+
+class MultiWriter(MetricWriter):
+    """Writes to every writer; one failing writer does not starve the others (the first error is
+    raised after all were tried)."""
+
+    def __init__(self, writers: Iterable[MetricWriter]) -> None:
+        self.writers = list(writers)
+
+    def write(self, record: MetricRecord) -> None:
+        self._each(lambda writer: writer.write(record))
+
+    def close(self) -> None:
+        self._each(lambda writer: writer.close())
+
+    def _each(self, action: Callable[[MetricWriter], None]) -> None:
+        first: BaseException | None = None
+        for writer in self.writers:
+            try:
+                action(writer)
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+
+def open_metric_writers(
+    logs_dir: str | Path, *, write_logs: bool = True, callback: MetricCallback | None = None
+) -> MultiWriter:
+    """The writers a participant uses: `logs/metrics.jsonl` and TensorBoard files in `logs/` when
+    `write_logs`, plus the callback when given (an empty MultiWriter is a valid no-op)."""
+    writers: list[MetricWriter] = []
+    if write_logs:
+        writers += [JsonlMetricWriter(Path(logs_dir) / "metrics.jsonl"), TensorBoardWriter(logs_dir)]
+    if callback is not None:
+        writers.append(CallbackMetricWriter(callback))
+    return MultiWriter(writers)
