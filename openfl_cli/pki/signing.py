@@ -1,0 +1,161 @@
+"""Signing requests on the authority's node, and importing the signed certificate on a collaborator's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from openfl_cli.errors import UsageError
+from openfl_cli.pki import keys
+from openfl_cli.pki.ca import NODE_DAYS, issue, load_authority
+from openfl_cli.pki.errors import CertificateError
+from openfl_cli.pki.layout import (
+    aggregator_stem,
+    chain_path,
+    collaborator_stem,
+    signed_package_path,
+    with_suffix,
+)
+from openfl_cli.pki.packages import read_request_package, read_signed_package, write_signed_package
+from openfl_cli.pki.roster import add_collaborator
+from openfl_cli.pki.verify import verify_chain
+from openfl_cli.utils.fs import atomic_write_bytes
+from openfl_cli.utils.names import check_fqdn
+
+# asked with the request's hash; True means "it matches what the requesting node printed"
+Confirm = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class Signed:
+    name: str
+    hash: str
+    certificate: Path
+    package: Path | None = None
+    added_to_cols: bool = False
+
+
+@dataclass(frozen=True)
+class Imported:
+    name: str
+    certificate: Path
+    chain: Path
+    root_fingerprint: str
+
+
+def check_request_hash(actual: str, expected: str | None, confirm: Confirm | None, source: str) -> None:
+    """Refuse unless the operator's expected hash (or their confirmation) matches the request's."""
+    if expected is not None:
+        if keys.normalize_hash(expected) != actual:
+            raise CertificateError(
+                f"{source}: the request's hash {actual} does not match the expected "
+                f"{keys.normalize_hash(expected)}; "
+                "the request may have been altered in transit: not signing it"
+            )
+        return
+    if confirm is not None and not confirm(actual):
+        raise CertificateError(f"{source}: the operator did not confirm the request's hash; not signing it")
+
+
+def certify_aggregator(
+    workspace: str | Path,
+    fqdn: str,
+    *,
+    days: int = NODE_DAYS,
+    expected_hash: str | None = None,
+    confirm: Confirm | None = None,
+) -> Signed:
+    """Sign `cert/server/agg_{FQDN}.csr` into `agg_{FQDN}.crt` (serverAuth, a SAN for the name)."""
+    stem = aggregator_stem(workspace, check_fqdn(fqdn))
+    request_path = with_suffix(stem, ".csr")
+    if not request_path.is_file():
+        raise UsageError(
+            f"{request_path} not found; run `fx aggregator generate-cert-request --fqdn {fqdn}` first"
+        )
+    request = keys.load_request(request_path)
+    if keys.common_name(request.subject) != fqdn:
+        raise CertificateError(f"{request_path}: its common name is not {fqdn!r}")
+    digest = keys.request_hash(request)
+    check_request_hash(digest, expected_hash, confirm, str(request_path))
+    authority = load_authority(workspace)
+    certificate = issue(authority, request, name=fqdn, role="aggregator", days=days)
+    target = with_suffix(stem, ".crt")
+    keys.write_pem(target, certificate)
+    return Signed(fqdn, digest, target)
+
+
+def certify_collaborator(
+    workspace: str | Path,
+    request_package: str | Path,
+    *,
+    days: int = NODE_DAYS,
+    expected_hash: str | None = None,
+    confirm: Confirm | None = None,
+) -> Signed:
+    """Sign a collaborator's request package (clientAuth), enroll it in `plan/cols.yaml`, and write
+    `agg_to_col_{NAME}_signed_cert.zip` with the certificate and `cert_chain.crt`."""
+    workspace = Path(workspace)
+    authority = load_authority(workspace)  # first: a node without an authority must not prompt for nothing
+    package = read_request_package(request_package)
+    digest = keys.request_hash(package.request)
+    check_request_hash(digest, expected_hash, confirm, str(request_package))
+    certificate = issue(authority, package.request, name=package.name, role="collaborator", days=days)
+    keys.write_pem(with_suffix(collaborator_stem(workspace, package.name), ".crt"), certificate)
+    added = add_collaborator(workspace, package.name)
+    archive = write_signed_package(
+        signed_package_path(workspace, package.name), package.name, certificate, authority.chain
+    )
+    return Signed(
+        package.name, digest, with_suffix(collaborator_stem(workspace, package.name), ".crt"), archive, added
+    )
+
+
+def import_certificate(workspace: str | Path, signed_package: str | Path) -> Imported:
+    """Install the certificate and chain of `agg_to_col_{NAME}_signed_cert.zip` after checking that the
+    certificate is for this node's key, is a client certificate for NAME, and chains to the chain.
+
+    A chain already trusted here is never replaced by a different one: that would let whoever hands over a
+    package swap the federation's authority.
+    """
+    workspace = Path(workspace)
+    package = read_signed_package(signed_package)
+    source = str(signed_package)
+    stem = collaborator_stem(workspace, package.name)
+    key_path = with_suffix(stem, ".key")
+    if not key_path.is_file():
+        raise UsageError(
+            f"{source}: is for collaborator {package.name!r}, but this workspace has no key {key_path}; "
+            f"run `fx collaborator generate-cert-request -n {package.name}` here first"
+        )
+    cn = keys.common_name(package.certificate.subject)
+    if cn != package.name:
+        raise CertificateError(f"{source}: the certificate's common name {cn!r} is not {package.name!r}")
+    key = keys.load_private_key(key_path)
+    if keys.public_key_der(package.certificate.public_key()) != keys.public_key_der(key.public_key()):
+        raise CertificateError(
+            f"{source}: the certificate was not issued for this node's key {key_path} "
+            "(it belongs to another request); not importing it"
+        )
+    trusted = chain_path(workspace)
+    chain = package.chain
+    if trusted.is_file():
+        chain = keys.load_chain(trusted)
+        if keys.pem_bytes(*chain) != keys.pem_bytes(*package.chain):
+            raise CertificateError(
+                f"{source}: its certificate chain differs from the one this workspace already trusts "
+                f"({trusted}); "
+                "a package from another authority is refused (delete that file only if the federation's "
+                "authority was really replaced)"
+            )
+    try:
+        verify_chain(package.certificate, chain, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    except CertificateError as error:
+        raise CertificateError(f"{source}: {error}; not importing it") from None
+    certificate_path = with_suffix(stem, ".crt")
+    keys.write_pem(certificate_path, package.certificate)
+    if not trusted.is_file():
+        atomic_write_bytes(trusted, keys.pem_bytes(*chain))
+    return Imported(package.name, certificate_path, trusted, keys.fingerprint(chain[-1]))
