@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from openfl_cli.data.base import DataLoader
 
 OPT_PREFIX = "__opt__."
+OPT_TREATMENTS = ("RESET", "CONTINUE_LOCAL", "CONTINUE_GLOBAL")
 MetricCallback = Callable[[str, str, int, float], None]  # (task name, metric name, round, value)
 
 
@@ -75,6 +76,22 @@ class TaskRunner(ABC):
         """Evaluate the current model on the local validation data; return metrics (for example `acc`)."""
 
     # --- plumbing the collaborator calls ---------------------------------------------------------
+    def rebuild_model(
+        self, tensors: Mapping[str, np.ndarray], opt_treatment: str = "RESET", validation: bool = False
+    ) -> None:
+        """Load `tensors` (global or local) applying the plan's optimizer treatment.
+
+        RESET clears the optimizer state; CONTINUE_LOCAL keeps this runner's own state; CONTINUE_GLOBAL
+        also loads the optimizer tensors found in `tensors` (none exist before the first aggregation).
+        Validation never touches the optimizer.
+        """
+        if opt_treatment not in OPT_TREATMENTS:
+            raise ValueError(f"opt_treatment must be one of {OPT_TREATMENTS}, got {opt_treatment!r}")
+        if opt_treatment == "RESET" and not validation:
+            self.reset_opt_vars()
+        with_opt = opt_treatment == "CONTINUE_GLOBAL" and not validation
+        self.set_tensor_dict(tensors, with_opt_vars=with_opt)
+
     def train_task(
         self,
         round_number: int,

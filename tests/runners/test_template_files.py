@@ -1,0 +1,40 @@
+"""Framework-free checks of the runner templates: plans load, shared files agree, requirements fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openfl_cli.plan import Plan
+from tests.runners.helpers import TEMPLATES
+
+MNIST = ["torch/mnist", "keras/mnist", "keras/jax/mnist"]
+OURS = [*MNIST, "torch/histology", "keras/histology", "tf_cnn_histology", "tf_2dunet"]
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_plan_loads_with_src_templates_and_default_tasks(name: str) -> None:
+    folder = TEMPLATES / name
+    plan = Plan.load(folder / "plan/plan.yaml", folder / "plan/cols.yaml", folder / "plan/data.yaml")
+    assert plan.config["data_loader"]["template"].startswith("src.dataloader.")
+    assert plan.config["task_runner"]["template"].startswith("src.taskrunner.")
+    assert set(plan.tasks) == {"aggregated_model_validation", "train", "locally_tuned_model_validation"}
+    metric = plan.aggregator_settings.best_metric
+    assert plan.tasks["aggregated_model_validation"].kwargs["metrics"] == [metric]
+    assert metric == ("dice_coef" if name == "tf_2dunet" else "acc")
+    for part in ("src/__init__.py", "src/dataloader.py", "src/taskrunner.py", "requirements.txt"):
+        assert (folder / part).is_file(), part
+
+
+def test_mnist_reader_is_the_same_file_in_every_mnist_template() -> None:
+    texts = {name: (TEMPLATES / name / "src/mnist.py").read_text() for name in MNIST}
+    assert len(set(texts.values())) == 1, "src/mnist.py differs between templates: copy one onto the others"
+
+
+def test_requirements_name_this_machines_frameworks() -> None:
+    def read(name: str) -> str:
+        return Path(TEMPLATES / name / "requirements.txt").read_text()
+
+    assert "torch>=2.3,<=2.14.1" in read("torch/mnist")
+    assert "tensorflow" in read("keras/mnist") and "jax" in read("keras/jax/mnist")

@@ -1,0 +1,143 @@
+"""MNIST as uint8 arrays: from its usual files on disk, by download when online, else a bundled stand-in.
+
+Files accepted in the data folder (or its `MNIST/raw/` subfolder, torchvision's layout): the four IDX
+files (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`,
+`t10k-labels-idx1-ubyte[.gz]`) or Keras's `mnist.npz`. When they are absent and the machine is online
+(environment FX_OFFLINE unset) the IDX files are downloaded into the folder and checked. Otherwise the
+loader falls back to scikit-learn's handwritten digits (8x8) resized to 28x28 and says so in the log.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_train, x_test, y_test
+
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+FILES = {  # name -> MD5 of the .gz file
+    "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def load_mnist(folder: str | Path) -> Arrays:
+    """MNIST images (N, 28, 28) uint8 and labels (N,) int64, train then test."""
+    folder = Path(folder)
+    for candidate in (folder, folder / "MNIST" / "raw"):
+        found = _read_folder(candidate)
+        if found is not None:
+            log.info("MNIST: read from %s", candidate)
+            return found
+    if os.environ.get("FX_OFFLINE") != "1" and _download(folder):
+        found = _read_folder(folder)
+        if found is not None:
+            return found
+    log.warning(
+        "MNIST: not found in %s and not downloadable; using scikit-learn's 8x8 handwritten digits "
+        "resized to 28x28 instead",
+        folder,
+    )
+    return digits_as_mnist()
+
+
+def shard(arrays: Arrays, index: int, count: int) -> Arrays:
+    """Shard `index` of `count`: every count-th sample, so shards keep the class balance."""
+    x_train, y_train, x_test, y_test = arrays
+    return x_train[index::count], y_train[index::count], x_test[index::count], y_test[index::count]
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (gzip-compressed or not)."""
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
+        raise ValueError(f"{path}: not an IDX file")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=IDX_DTYPES[raw[2]], offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: {data.size} values for shape {shape}")
+    return data.reshape(shape)
+
+
+def _read_folder(folder: Path) -> Arrays | None:
+    npz = folder / "mnist.npz"
+    if npz.is_file():
+        with np.load(npz, allow_pickle=False) as saved:
+            x_train, y_train, x_test, y_test = (saved[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+            return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
+    paths = []
+    for name in FILES:
+        path = next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
+        if path is None:
+            return None
+        paths.append(path)
+    x_train, y_train, x_test, y_test = (read_idx(path) for path in paths)
+    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
+
+
+def _download(folder: Path) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, md5 in FILES.items():
+        target = folder / f"{name}.gz"
+        if target.is_file():
+            continue
+        for mirror in MIRRORS:
+            try:
+                with urllib.request.urlopen(f"{mirror}{name}.gz", timeout=30) as response:
+                    body = response.read()
+            except OSError as error:
+                log.info("MNIST: %s%s.gz: %s", mirror, name, error)
+                continue
+            if hashlib.md5(body, usedforsecurity=False).hexdigest() == md5:
+                partial = target.with_suffix(".part")
+                partial.write_bytes(body)
+                partial.replace(target)
+                break
+            log.warning("MNIST: %s%s.gz has a wrong checksum; ignored", mirror, name)
+        else:
+            return False
+    log.info("MNIST: downloaded to %s", folder)
+    return True
+
+
+def digits_as_mnist(valid_fraction: float = 0.2, seed: int = 0) -> Arrays:
+    """scikit-learn's digits, drawn like MNIST: 20x20 strokes centred in 28x28, values 0..255."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    resize = _bilinear_matrix(8, 20)
+    images = np.einsum("oi,nij,pj->nop", resize, digits.images / 16.0, resize)
+    canvas = np.zeros((len(images), 28, 28), np.uint8)
+    canvas[:, 4:24, 4:24] = np.clip(images * 255.0, 0, 255).round().astype(np.uint8)
+    labels = digits.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    n_test = round(len(order) * valid_fraction)
+    train, test = order[n_test:], order[:n_test]
+    return canvas[train], labels[train], canvas[test], labels[test]
+
+
+def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights of bilinear resampling with pixel centres aligned."""
+    position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, n_in - 1)
+    weight = position - low
+    matrix = np.zeros((n_out, n_in))
+    np.add.at(matrix, (np.arange(n_out), low), 1.0 - weight)
+    np.add.at(matrix, (np.arange(n_out), high), weight)
+    return matrix
