@@ -1,4 +1,7 @@
-"""torch/histology, keras/histology and tf_cnn_histology train on tiny tile sets in Kather 2016's layout."""
+"""torch/histology, keras/histology and tf_cnn_histology train on tiny tile sets in Kather 2016's layout.
+
+The reader itself (openfl_cli.data.histology) is tested in tests/data/test_histology.py.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openfl_cli.errors import UsageError
-from tests.runners.helpers import ONE_THREAD, TEMPLATES, template_src, write_tiny_histology
+from tests.runners.helpers import ONE_THREAD, template_src, write_tiny_histology
 
 pytest.importorskip("PIL")
-HISTOLOGY = ["torch/histology", "keras/histology", "tf_cnn_histology"]
-
-
-def test_reader_is_the_same_file_in_every_histology_template() -> None:
-    texts = {(TEMPLATES / name / "src/histology.py").read_text() for name in HISTOLOGY}
-    assert len(texts) == 1
-
-
-def test_tiles_are_read_at_full_size_and_sharded(tmp_path: Path) -> None:
-    write_tiny_histology(tmp_path, per_class=5)
-    with template_src("torch/histology"):
-        from src.histology import load_histology
-
-        classes, (x1, y1), (v1, _) = load_histology(tmp_path, 0, 2)
-        _, (x2, y2), (v2, _) = load_histology(tmp_path / "Kather_texture_2016_image_tiles_5000", 1, 2)
-    assert classes[0] == "01_TUMOR" and len(classes) == 8
-    assert x1.shape[1:] == (150, 150, 3) and x1.dtype == np.uint8
-    assert len(x1) + len(v1) + len(x2) + len(v2) == 40 and len(v1) == 4
-    assert set(y1) | set(y2) <= set(range(8))
-
-
-def test_missing_tiles_offline_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FX_OFFLINE", "1")
-    with template_src("keras/histology"):
-        from src.histology import load_histology
-
-        with pytest.raises(UsageError, match="no histology tiles"):
-            load_histology(tmp_path / "none")
 
 
 @pytest.mark.torch

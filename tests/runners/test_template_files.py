@@ -1,4 +1,4 @@
-"""Framework-free checks of the runner templates: plans load, shared files agree, requirements fit."""
+"""Framework-free checks of the runner templates: plans load, readers come from the package."""
 
 from __future__ import annotations
 
@@ -27,9 +27,16 @@ def test_plan_loads_with_src_templates_and_default_tasks(name: str) -> None:
         assert (folder / part).is_file(), part
 
 
-def test_mnist_reader_is_the_same_file_in_every_mnist_template() -> None:
-    texts = {name: (TEMPLATES / name / "src/mnist.py").read_text() for name in MNIST}
-    assert len(set(texts.values())) == 1, "src/mnist.py differs between templates: copy one onto the others"
+@pytest.mark.parametrize("name", OURS)
+def test_templates_use_the_packaged_readers_not_copies(name: str) -> None:
+    src = TEMPLATES / name / "src"
+    assert not (src / "mnist.py").exists() and not (src / "histology.py").exists()
+    text = (src / "dataloader.py").read_text()
+    assert "from openfl_cli.data.sharding import resolve_data_path" in text
+    if "mnist" in name:
+        assert "from openfl_cli.data.mnist import load_mnist" in text
+    if "histology" in name:
+        assert "from openfl_cli.data.histology import load_histology" in text
 
 
 def test_requirements_name_this_machines_frameworks() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openfl_cli.data.sharding import shuffled_shard
 from openfl_cli.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def load_brats(
     cases = find_cases(folder)
     if not cases:
         raise UsageError(f"no BraTS cases (folders with <case>_seg.nii.gz) under {folder}")
-    mine = [cases[i] for i in np.random.default_rng(seed).permutation(len(cases))[shard::shard_count]]
+    mine = [cases[i] for i in shuffled_shard(len(cases), shard, shard_count, seed)]
     if not mine:
         raise UsageError(f"{folder}: {len(cases)} BraTS cases cannot fill {shard_count} shards")
     n_valid = min(max(1, round(len(mine) * valid_fraction)), len(mine) - 1) if len(mine) > 1 else 0

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from openfl_cli.data.base import DataLoader, shard_index
-from src.histology import load_histology
+from openfl_cli.data.base import DataLoader
+from openfl_cli.data.histology import load_histology
+from openfl_cli.data.sharding import resolve_data_path
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -51,10 +51,7 @@ class PyTorchHistology(DataLoader):
         **settings: Any,
     ) -> None:
         super().__init__(data_path, batch_size, collaborator_count, **settings)
-        if Path(data_path).is_dir():
-            folder, index, count = data_path, 0, 1
-        else:
-            folder, (index, count) = histology_folder, shard_index(data_path, collaborator_count)
+        folder, index, count = resolve_data_path(data_path, collaborator_count, histology_folder)
         self.classes, train, valid = load_histology(folder, index, count, valid_fraction, image_size, seed)
         self.train_batches = TileBatches(*train, self.batch_size, True, seed)
         self.valid_batches = TileBatches(*valid, self.batch_size, False)

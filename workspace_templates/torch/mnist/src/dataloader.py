@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from openfl_cli.data.base import DataLoader, shard_index
-from src.mnist import load_mnist, shard
+from openfl_cli.data.base import DataLoader
+from openfl_cli.data.mnist import load_mnist
+from openfl_cli.data.sharding import resolve_data_path, shard_arrays
 
 MEAN, STD = 0.1307, 0.3081  # MNIST's pixel statistics
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -51,11 +51,8 @@ class PyTorchMNISTInMemory(DataLoader):
         **settings: Any,
     ) -> None:
         super().__init__(data_path, batch_size, collaborator_count, **settings)
-        if Path(data_path).is_dir():
-            x_train, y_train, x_valid, y_valid = load_mnist(data_path)
-        else:
-            index, count = shard_index(data_path, collaborator_count)
-            x_train, y_train, x_valid, y_valid = shard(load_mnist(mnist_folder), index, count)
+        folder, index, count = resolve_data_path(data_path, collaborator_count, mnist_folder)
+        x_train, y_train, x_valid, y_valid = shard_arrays(load_mnist(folder), index, count)
         self.x_train, self.y_train = _images(x_train), torch.from_numpy(y_train)
         self.x_valid, self.y_valid = _images(x_valid), torch.from_numpy(y_valid)
         self.train_batches = TensorBatches(self.x_train, self.y_train, self.batch_size, True, seed)

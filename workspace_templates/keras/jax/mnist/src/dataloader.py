@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from openfl_cli.data.base import DataLoader, shard_index
-from src.mnist import load_mnist, shard
-
-Batch = tuple[np.ndarray, np.ndarray]
-
-
-class ArrayBatches:
-    """Re-iterable batches over in-memory arrays, reshuffled on each pass when `shuffle`."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0):
-        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
-        self.rng = np.random.default_rng(seed)
-
-    def __iter__(self) -> Iterator[Batch]:
-        if self.shuffle:
-            order = self.rng.permutation(len(self.y))
-            x, y = self.x[order], self.y[order]
-        else:
-            x, y = self.x, self.y
-        for start in range(0, len(y), self.batch_size):
-            yield x[start : start + self.batch_size], y[start : start + self.batch_size]
-
-    def __len__(self) -> int:
-        return -(-len(self.y) // self.batch_size)
+from openfl_cli.data.base import DataLoader
+from openfl_cli.data.batches import ArrayBatches
+from openfl_cli.data.mnist import load_mnist
+from openfl_cli.data.sharding import resolve_data_path, shard_arrays
 
 
 class KerasMNISTInMemory(DataLoader):
@@ -48,15 +26,11 @@ class KerasMNISTInMemory(DataLoader):
         **settings: Any,
     ) -> None:
         super().__init__(data_path, batch_size, collaborator_count, **settings)
-        if Path(data_path).is_dir():
-            x_train, y_train, x_valid, y_valid = load_mnist(data_path)
-        else:
-            index, count = shard_index(data_path, collaborator_count)
-            x_train, y_train, x_valid, y_valid = shard(load_mnist(mnist_folder), index, count)
-        self.x_train, self.y_train = _images(x_train), y_train
-        self.x_valid, self.y_valid = _images(x_valid), y_valid
-        self.train_batches = ArrayBatches(self.x_train, self.y_train, self.batch_size, True, seed)
-        self.valid_batches = ArrayBatches(self.x_valid, self.y_valid, self.batch_size, False)
+        folder, index, count = resolve_data_path(data_path, collaborator_count, mnist_folder)
+        x_train, self.y_train, x_valid, self.y_valid = shard_arrays(load_mnist(folder), index, count)
+        self.x_train, self.x_valid = _images(x_train), _images(x_valid)
+        self.train_batches = ArrayBatches(self.x_train, self.y_train, batch_size, shuffle=True, seed=seed)
+        self.valid_batches = ArrayBatches(self.x_valid, self.y_valid, batch_size)
 
     def get_train_loader(self, **kwargs: Any) -> ArrayBatches:
         return self.train_batches

@@ -1,4 +1,7 @@
-"""MNIST as uint8 arrays: from its usual files on disk, by download when online, else a bundled stand-in.
+"""MNIST as NumPy arrays: from its usual files on disk, by download when online, else a stand-in.
+
+Framework-agnostic (NumPy and the standard library; scikit-learn only for the offline stand-in), shared
+by the bundled MNIST templates whatever their framework.
 
 Files accepted in the data folder (or its `MNIST/raw/` subfolder, torchvision's layout): the four IDX
 files (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`,
@@ -36,7 +39,11 @@ IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 
 def load_mnist(folder: str | Path) -> Arrays:
-    """MNIST images (N, 28, 28) uint8 and labels (N,) int64, train then test."""
+    """MNIST from `folder`: (x_train, y_train, x_test, y_test), images (N, 28, 28) uint8, labels (N,) int64.
+
+    Looks in `folder` and then `folder/MNIST/raw`; downloads into `folder` when online; otherwise (or when
+    the download fails) logs a warning and returns `digits_as_mnist()`. Offline, nothing is written.
+    """
     folder = Path(folder)
     for candidate in (folder, folder / "MNIST" / "raw"):
         found = _read_folder(candidate)
@@ -55,26 +62,30 @@ def load_mnist(folder: str | Path) -> Arrays:
     return digits_as_mnist()
 
 
-def shard(arrays: Arrays, index: int, count: int) -> Arrays:
-    """Shard `index` of `count`: every count-th sample, so shards keep the class balance."""
-    x_train, y_train, x_test, y_test = arrays
-    return x_train[index::count], y_train[index::count], x_test[index::count], y_test[index::count]
-
-
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (gzip-compressed or not)."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    """Read one IDX file (gzip-compressed when its name ends with .gz) as an array of its own shape.
+
+    A file that is not IDX (bad header, truncated body, broken gzip) is a UsageError naming it.
+    """
+    from openfl_cli.errors import UsageError
+
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as error:
+        raise UsageError(f"{path}: cannot read this MNIST file: {error}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise ValueError(f"{path}: not an IDX file")
+        raise UsageError(f"{path}: not an IDX file")
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=IDX_DTYPES[raw[2]], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: {data.size} values for shape {shape}")
-    return data.reshape(shape)
+    itemsize = np.dtype(IDX_DTYPES[raw[2]]).itemsize
+    body = len(raw) - 4 - 4 * ndim
+    if body < 0 or body != itemsize * int(np.prod(shape)):
+        raise UsageError(f"{path}: {max(body, 0)} bytes of data for shape {shape}")
+    return np.frombuffer(raw, dtype=IDX_DTYPES[raw[2]], offset=4 + 4 * ndim).reshape(shape)
 
 
 def _read_folder(folder: Path) -> Arrays | None:
+    """The arrays from `mnist.npz` or the four IDX files in `folder`; None when they are not all there."""
     npz = folder / "mnist.npz"
     if npz.is_file():
         with np.load(npz, allow_pickle=False) as saved:
@@ -91,6 +102,7 @@ def _read_folder(folder: Path) -> Arrays | None:
 
 
 def _download(folder: Path) -> bool:
+    """Fetch the four .gz files that are missing, checking each MD5; False when one cannot be had."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, md5 in FILES.items():
         target = folder / f"{name}.gz"
@@ -116,7 +128,11 @@ def _download(folder: Path) -> bool:
 
 
 def digits_as_mnist(valid_fraction: float = 0.2, seed: int = 0) -> Arrays:
-    """scikit-learn's digits, drawn like MNIST: 20x20 strokes centred in 28x28, values 0..255."""
+    """scikit-learn's 1797 digits drawn like MNIST: 20x20 strokes centred in 28x28, values 0..255.
+
+    Returns (x_train, y_train, x_test, y_test) as `load_mnist` does; `valid_fraction` of the images,
+    chosen by `seed`, form the test split.
+    """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
