@@ -57,3 +57,11 @@ class Refused(Exception):
         self.code = code
         self.reason = reason
         super().__init__(f"{code.value}: {reason}")
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What an upload moved: the tensors' decoded size and the bytes that travelled (after compression)."""
+
+    raw_bytes: int
+    sent_bytes: int
