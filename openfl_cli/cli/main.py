@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -128,6 +129,8 @@ def _debug_requested(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the click group, turning expected errors into one line and an exit code."""
+    # gRPC's C core logs TLS handshakes at INFO to stderr; our own log says what matters
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     args = sys.argv[1:] if argv is None else argv
     try:
         cli.main(args=args, prog_name="fx", standalone_mode=False)
