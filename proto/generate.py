@@ -36,6 +36,7 @@ def generate(out_dir: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    written = generate(PROTO_ROOT.parent)
+    # an optional argument: a scratch folder to generate into instead of the repository
+    written = generate(Path(sys.argv[1]) if len(sys.argv) > 1 else PROTO_ROOT.parent)
     print("\n".join(str(path) for path in written))
     sys.exit(0)

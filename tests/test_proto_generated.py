@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
+import subprocess
+import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = REPO_ROOT / "proto"
 PACKAGE_DIR = REPO_ROOT / "openfl_cli" / "proto"
-
-
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_fx_proto_generate", PROTO_DIR / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _generated_names(folder: Path) -> set[str]:
@@ -37,9 +29,14 @@ def test_every_proto_source_has_committed_modules() -> None:
 
 def test_committed_modules_match_regeneration(tmp_path: Path) -> None:
     pytest.importorskip("grpc_tools", reason="grpcio-tools (the dev extra) is needed to run protoc")
-    written = _generator().generate(tmp_path)
+    # protoc runs in its own process: in-process it can crash once another native protobuf
+    # (TensorFlow's) is loaded by earlier tests
+    proc = subprocess.run(
+        [sys.executable, str(PROTO_DIR / "generate.py"), str(tmp_path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
     fresh_dir = tmp_path / "openfl_cli" / "proto"
-    assert {path.parent for path in written} == {fresh_dir}
+    assert {Path(line).parent for line in proc.stdout.split()} == {fresh_dir}
     fresh, committed = _generated_names(fresh_dir), _generated_names(PACKAGE_DIR)
     assert committed == fresh, (
         f"stale or extra modules in openfl_cli/proto: {sorted(committed ^ fresh)}; "
