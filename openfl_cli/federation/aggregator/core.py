@@ -1,0 +1,354 @@
+"""The aggregator's round state machine, free of any transport (implements `FederationService`).
+
+    OPEN(r) --results, straggler policy says close--> CLOSING(r) --outputs written--> OPEN(r+1) ... DONE
+
+One `threading.Condition` guards the state. Long polls (`get_tasks`) wait on it and are answered the
+moment a round opens; `run()` waits on it with the straggler policy's next deadline as timeout and
+closes rounds. Results fold into the tasks' aggregation functions as they stream in (`ResultSink`);
+a commit and the closing of a round exclude each other through `_fold_lock`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from openfl_cli.federation.aggregator.closing import aggregate, round_record, write_work
+from openfl_cli.federation.aggregator.outputs import RoundOutputs
+from openfl_cli.federation.aggregator.rounds import RoundState, TaskOutcome
+from openfl_cli.federation.aggregator.sink import ResultSink, ResultSlots, check_metrics
+from openfl_cli.federation.aggregator.writer import BackgroundWriter
+from openfl_cli.federation.progress import AggregatorReporter, RoundSummary, WaitStatus
+from openfl_cli.transport.messages import Action, PingReply, RefusalCode, Refused, TaskAssignment, TaskSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from openfl_cli.federation.aggregation.function import AggregationFunction
+    from openfl_cli.federation.straggler import StragglerPolicy
+
+log = logging.getLogger(__name__)
+
+
+class Aggregator:
+    def __init__(
+        self,
+        *,
+        plan_hash: str,
+        collaborators: Sequence[str],
+        tasks: Mapping[str, TaskSpec],
+        assigner: Any,
+        straggler: StragglerPolicy,
+        functions: Mapping[str, AggregationFunction],
+        model: Mapping[str, np.ndarray],
+        rounds_to_train: int,
+        outputs: RoundOutputs,
+        start_round: int = 0,
+        use_delta_updates: bool = False,
+        name: str = "aggregator",
+        quit_grace: float = 10.0,
+        max_concurrent_results: int = 1,
+        reporter: AggregatorReporter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.plan_hash = plan_hash
+        self.name = name
+        self.collaborators = tuple(collaborators)
+        self.rounds_to_train = rounds_to_train
+        self._tasks = dict(tasks)
+        self._assigner = assigner
+        self._straggler = straggler
+        self._functions = dict(functions)
+        self._model: dict[str, np.ndarray] = dict(model)
+        self._outputs = outputs
+        self._use_delta = use_delta_updates
+        self._quit_grace = quit_grace
+        self._reporter = reporter
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._fold_lock = threading.Lock()
+        self._slots = ResultSlots(max_concurrent_results)
+        self._told_quit: set[str] = set()
+        self._writer = BackgroundWriter()
+        self._round: RoundState | None = None
+        self._finished = start_round >= rounds_to_train
+        self._stopped = False
+        if not self._finished:
+            with self._cond:
+                self._open_round(start_round)
+
+    # -- FederationService -----------------------------------------------------------------------------
+
+    def ping(self, collaborator: str) -> PingReply:
+        with self._cond:
+            number = self._round.number if self._round else self.rounds_to_train
+        return PingReply(self.name, self.plan_hash, number, self.rounds_to_train)
+
+    def get_tasks(self, collaborator: str, wait_seconds: float) -> TaskAssignment:
+        deadline = self._clock() + max(0.0, wait_seconds)
+        with self._cond:
+            while True:
+                if self._stopped:
+                    return TaskAssignment(Action.WAIT, self.round_number_unlocked())
+                if self._finished:
+                    self._told_quit.add(collaborator)
+                    self._cond.notify_all()
+                    return TaskAssignment(Action.QUIT, self.rounds_to_train)
+                state = self._round
+                if state is not None and not state.closing:
+                    remaining = state.remaining(collaborator)
+                    if remaining:
+                        return TaskAssignment(
+                            Action.RUN, state.number, tuple(self._tasks[t] for t in remaining)
+                        )
+                left = deadline - self._clock()
+                if left <= 0:
+                    return TaskAssignment(Action.WAIT, state.number if state else 0, retry_after=0.0)
+                self._cond.wait(left)
+
+    def model_for(self, collaborator: str, round_number: int) -> Mapping[str, np.ndarray]:
+        with self._cond:
+            state = self._current(round_number)
+            if collaborator not in state.assignments:
+                raise Refused(
+                    RefusalCode.UNKNOWN_TASK, f"{collaborator} has no tasks in round {round_number}"
+                )
+            return self._model
+
+    def open_result(
+        self,
+        collaborator: str,
+        round_number: int,
+        task_name: str,
+        metrics: Mapping[str, float],
+        sample_count: int,
+        tensor_names: list[str],
+    ) -> ResultSink:
+        key = (collaborator, task_name)
+        with self._cond:
+            state = self._current(round_number)
+            if task_name not in state.tasks_of(collaborator):
+                raise Refused(
+                    RefusalCode.UNKNOWN_TASK,
+                    f"task {task_name!r} is not assigned to {collaborator} in round {round_number}",
+                )
+            if state.is_finished(key) or key in state.in_flight:
+                raise Refused(
+                    RefusalCode.LATE,
+                    f"the result of {task_name!r} for round {round_number} was already received",
+                )
+            check_metrics(metrics, sample_count)
+            state.in_flight.add(key)
+            function = self._functions[task_name]
+            model = self._model
+        sink = ResultSink(
+            collaborator=collaborator,
+            round_number=round_number,
+            task=task_name,
+            tensor_names=tensor_names,
+            model=model,
+            function=function,
+            weight=sample_count,
+            is_delta=self._use_delta,
+            on_commit=lambda s: self._commit(s, dict(metrics), sample_count),
+            on_abort=self._abort,
+        )
+        if tensor_names and not self._slots.take(sink, self._round_open):
+            with self._cond:
+                state.in_flight.discard(key)
+            raise Refused(RefusalCode.LATE, f"round {round_number} closed meanwhile")
+        return sink
+
+    # -- running ---------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Close rounds until the last one is done, then give collaborators time to hear QUIT."""
+        try:
+            while True:
+                with self._cond:
+                    while not (self._finished or self._stopped) and not self._closable():
+                        self._cond.wait(self._wait_timeout())
+                        self._report_wait()
+                    if self._stopped:
+                        return
+                    if self._finished:
+                        break
+                    assert self._round is not None
+                    self._round.closing = True
+                self._close_round()
+        finally:
+            self._writer.wait()
+        self._await_quit()
+
+    def stop(self) -> None:
+        """Stop serving rounds (a signal): collaborators are not told to quit, they wait for a restart."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def round_number(self) -> int:
+        with self._cond:
+            return self.round_number_unlocked()
+
+    def round_number_unlocked(self) -> int:
+        return self._round.number if self._round else self.rounds_to_train
+
+    @property
+    def model(self) -> dict[str, np.ndarray]:
+        with self._cond:
+            return self._model
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _current(self, round_number: int) -> RoundState:
+        state = self._round
+        if state is None or self._finished:
+            raise Refused(RefusalCode.LATE, f"round {round_number} is over: the experiment is finished")
+        if round_number != state.number or state.closing:
+            raise Refused(
+                RefusalCode.LATE,
+                f"round {round_number} is closed (the aggregator is at round {state.number}"
+                f"{', closing' if state.closing and round_number == state.number else ''})",
+            )
+        return state
+
+    def _open_round(self, number: int) -> None:
+        assignments: dict[str, tuple[str, ...]] = {}
+        for name in self.collaborators:
+            tasks = tuple(self._assigner.tasks_for(name, number))
+            if tasks:
+                assignments[name] = tasks
+        for function in self._functions.values():
+            function.begin_round(number, self._model)
+        now = self._clock()
+        self._straggler.round_open(assignments, now)
+        self._round = RoundState(number, assignments, now)
+        log.info(
+            "round %d/%d open: %d collaborator(s) with tasks",
+            number + 1,
+            self.rounds_to_train,
+            len(assignments),
+        )
+        self._cond.notify_all()
+
+    def _closable(self) -> bool:
+        state = self._round
+        return state is not None and self._straggler.can_close(state.finished_collaborators(), self._clock())
+
+    def _wait_timeout(self) -> float:
+        interval = self._reporter.interval if self._reporter else 5.0
+        deadline = self._straggler.next_deadline(self._clock())
+        if deadline is None:
+            return interval
+        return max(0.0, min(interval, deadline - self._clock()))
+
+    def _report_wait(self) -> None:
+        state = self._round
+        if self._reporter is None or state is None:
+            return
+        finished = state.finished_collaborators()
+        pending = tuple(sorted(set(state.assignments) - finished))
+        self._reporter.waiting(
+            WaitStatus(
+                state.number,
+                self.rounds_to_train,
+                len(finished),
+                len(state.assignments),
+                pending,
+                self._clock() - state.started_at,
+            )
+        )
+
+    def _round_open(self, round_number: int) -> bool:
+        with self._cond:
+            state = self._round
+            return state is not None and state.number == round_number and not state.closing
+
+    def _commit(self, sink: ResultSink, metrics: dict[str, float], sample_count: int) -> None:
+        key = (sink.collaborator, sink.task)
+        try:
+            with self._fold_lock:
+                with self._cond:
+                    state = self._current(sink.round_number)
+                sink.function.commit(sink.collaborator)
+                with self._cond:
+                    state.in_flight.discard(key)
+                    state.committed[key] = TaskOutcome(metrics, sample_count)
+                    self._cond.notify_all()
+        finally:
+            self._slots.release(sink)
+        log.debug("round %d: %s of %s received", sink.round_number, sink.task, sink.collaborator)
+
+    def _abort(self, sink: ResultSink, reason: str, refused: bool) -> None:
+        self._slots.release(sink)
+        key = (sink.collaborator, sink.task)
+        with self._cond:
+            state = self._round
+            if state is not None and state.number == sink.round_number:
+                state.in_flight.discard(key)
+                if refused:
+                    state.failed[key] = reason
+            self._cond.notify_all()
+        if refused:
+            log.warning(
+                "round %d: refused %s of %s: %s", sink.round_number, sink.task, sink.collaborator, reason
+            )
+        else:
+            log.info(
+                "round %d: %s of %s not received: %s", sink.round_number, sink.task, sink.collaborator, reason
+            )
+
+    def _close_round(self) -> None:
+        state = self._round
+        assert state is not None
+        with self._fold_lock:  # waits for a commit in progress; later ones see `closing`
+            start_model = self._model
+            new_model = aggregate(self._functions, start_model)
+        self._writer.wait()  # the previous round is recorded before this one (and its error surfaces)
+        with self._cond:
+            record = round_record(state, self._outputs, start_model, new_model, self._functions)
+            done, expected = len(state.finished_collaborators()), len(state.assignments)
+        seconds = self._clock() - state.started_at
+
+        def summary(improved: bool) -> RoundSummary:
+            return RoundSummary(
+                state.number, self.rounds_to_train, done, expected, record.aggregated, seconds, improved
+            )
+
+        work = write_work(self._outputs, record, self._reporter, summary)
+        last = state.number + 1 >= self.rounds_to_train
+        if last:  # collaborators hear QUIT only once the experiment's outputs are complete
+            work()
+            self._outputs.experiment_done(new_model)
+        with self._cond:
+            self._model = new_model
+            if last:
+                self._round = None
+                self._finished = True
+                self._cond.notify_all()
+            else:
+                self._open_round(state.number + 1)
+        if not last:
+            self._writer.submit(work)
+
+    def _await_quit(self) -> None:
+        deadline = self._clock() + self._quit_grace
+        with self._cond:
+            while not set(self.collaborators) <= self._told_quit:
+                left = deadline - self._clock()
+                if left <= 0:
+                    missing = sorted(set(self.collaborators) - self._told_quit)
+                    log.warning(
+                        "not told to stop (did not ask in %.0f s): %s", self._quit_grace, ", ".join(missing)
+                    )
+                    return
+                self._cond.wait(left)
+        log.info("every collaborator was told the experiment is over")

@@ -1,0 +1,70 @@
+"""Bookkeeping of one round: who has which tasks, what arrived, what failed, what is in flight.
+
+Pure data, no locking: the aggregator holds its condition's lock around every use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from openfl_cli.federation.metrics.record import MetricRecord
+
+TaskKey = tuple[str, str]  # (collaborator, task)
+
+
+@dataclass
+class TaskOutcome:
+    metrics: dict[str, float]
+    sample_count: int
+
+
+@dataclass
+class RoundState:
+    number: int
+    assignments: dict[str, tuple[str, ...]]  # collaborator -> its tasks this round (never empty)
+    started_at: float  # monotonic clock
+    closing: bool = False
+    committed: dict[TaskKey, TaskOutcome] = field(default_factory=dict)
+    failed: dict[TaskKey, str] = field(default_factory=dict)  # refused results: not aggregated
+    in_flight: set[TaskKey] = field(default_factory=set)
+
+    def tasks_of(self, collaborator: str) -> tuple[str, ...]:
+        return self.assignments.get(collaborator, ())
+
+    def is_finished(self, key: TaskKey) -> bool:
+        return key in self.committed or key in self.failed
+
+    def remaining(self, collaborator: str) -> tuple[str, ...]:
+        """Tasks still to run: neither received, nor refused, nor being received right now."""
+        return tuple(
+            task
+            for task in self.tasks_of(collaborator)
+            if not self.is_finished((collaborator, task)) and (collaborator, task) not in self.in_flight
+        )
+
+    def finished_collaborators(self) -> set[str]:
+        """Collaborators whose every task of the round was received or refused."""
+        return {
+            name
+            for name, tasks in self.assignments.items()
+            if all(self.is_finished((name, task)) for task in tasks)
+        }
+
+    def contributors(self) -> set[str]:
+        """Collaborators with at least one result that counts."""
+        return {name for name, _ in self.committed}
+
+    def task_results(self) -> dict[str, list[tuple[Mapping[str, float], float]]]:
+        """Task -> [(metrics, sample count)] of the results that count, in collaborator order."""
+        grouped: dict[str, list[tuple[Mapping[str, float], float]]] = {}
+        for (_, task), outcome in sorted(self.committed.items()):
+            grouped.setdefault(task, []).append((outcome.metrics, float(outcome.sample_count)))
+        return grouped
+
+    def collaborator_records(self) -> list[MetricRecord]:
+        return [
+            MetricRecord(self.number, name, task, metric, value)
+            for (name, task), outcome in sorted(self.committed.items())
+            for metric, value in outcome.metrics.items()
+        ]

@@ -1,0 +1,141 @@
+"""One incoming task result: each tensor is checked and handed to the task's aggregation function as it
+arrives (the transport reuses its buffer), so a result is never held whole by the aggregator itself.
+
+The aggregation function stages what it needs until `commit`; `abort` removes the staged part.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from openfl_cli.federation.aggregation.base import ContributionError
+from openfl_cli.transport.messages import RefusalCode, Refused
+
+if TYPE_CHECKING:
+    from openfl_cli.federation.aggregation.function import AggregationFunction
+
+log = logging.getLogger(__name__)
+
+
+def check_tensor(name: str, array: np.ndarray, reference: np.ndarray | None) -> None:
+    """Raise Refused(INVALID) unless `array` matches the global tensor and is finite."""
+    if reference is None:
+        raise Refused(RefusalCode.INVALID, f"tensor {name!r} is not part of the global model")
+    if array.dtype != reference.dtype or array.shape != reference.shape:
+        raise Refused(
+            RefusalCode.INVALID,
+            f"tensor {name!r} is {array.dtype} {list(array.shape)}, the model has"
+            f" {reference.dtype} {list(reference.shape)}",
+        )
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        raise Refused(RefusalCode.INVALID, f"tensor {name!r} holds NaN or infinite values")
+
+
+def check_metrics(metrics: Mapping[str, float], sample_count: int) -> None:
+    if isinstance(sample_count, bool) or not isinstance(sample_count, int) or sample_count < 0:
+        raise Refused(RefusalCode.INVALID, f"sample count must be an integer >= 0, got {sample_count!r}")
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise Refused(RefusalCode.INVALID, f"metric {name!r} must be a finite number, got {value!r}")
+
+
+class ResultSink:
+    """Implements `transport.service.ResultSink` for one (collaborator, round, task)."""
+
+    def __init__(
+        self,
+        *,
+        collaborator: str,
+        round_number: int,
+        task: str,
+        tensor_names: list[str],
+        model: Mapping[str, np.ndarray],
+        function: AggregationFunction,
+        weight: int,
+        is_delta: bool,
+        on_commit: Callable[[ResultSink], None],
+        on_abort: Callable[[ResultSink, str, bool], None],
+    ) -> None:
+        self.collaborator = collaborator
+        self.round_number = round_number
+        self.task = task
+        self._pending = set(tensor_names)
+        self.tensor_count = len(tensor_names)
+        self._model = model
+        self.function = function
+        self._weight = weight
+        self._is_delta = is_delta
+        self._on_commit = on_commit
+        self._on_abort = on_abort
+        self._refused = False  # the result itself is bad (not the connection): do not ask for it again
+        self._ended = False
+        self.holds_slot = False  # the aggregator's bound on results in flight
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        if name not in self._pending:
+            self._refuse(RefusalCode.INVALID, f"tensor {name!r} was not announced, or arrived twice")
+        try:
+            check_tensor(name, array, self._model.get(name))
+        except Refused as refused:
+            self._refuse(refused.code, refused.reason)
+        try:
+            self.function.add(self.collaborator, name, array, self._weight, is_delta=self._is_delta)
+        except ContributionError as exc:
+            closed = "closed" in str(exc) or self.function.round_number != self.round_number
+            if closed:
+                raise Refused(RefusalCode.LATE, f"round {self.round_number} closed meanwhile") from None
+            self._refuse(RefusalCode.INVALID, str(exc))
+        except RuntimeError:  # the round was closed between two tensors
+            raise Refused(RefusalCode.LATE, f"round {self.round_number} closed meanwhile") from None
+        self._pending.discard(name)
+
+    def commit(self) -> None:
+        if self._pending:
+            missing = sorted(self._pending)
+            self._refuse(
+                RefusalCode.INVALID,
+                f"{len(missing)} announced tensor(s) missing: {', '.join(missing[:5])}",
+            )
+        self._on_commit(self)
+        self._ended = True
+
+    def abort(self, reason: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self.function.remove(self.collaborator)
+        except ContributionError:
+            log.exception("could not undo the result of %s for %r", self.collaborator, self.task)
+        self._on_abort(self, reason, self._refused)
+
+    def _refuse(self, code: RefusalCode, reason: str) -> None:
+        self._refused = code is RefusalCode.INVALID
+        raise Refused(code, reason)
+
+
+class ResultSlots:
+    """Bounds the results staged at once: aggregator memory is about the model, its accumulators and
+    this many results in flight, whatever the number of collaborators."""
+
+    def __init__(self, count: int) -> None:
+        self._semaphore = threading.BoundedSemaphore(max(1, count))
+
+    def take(self, sink: ResultSink, round_open: Callable[[int], bool]) -> bool:
+        """Wait for a slot; False if the sink's round closed meanwhile."""
+        while not self._semaphore.acquire(timeout=0.5):
+            if not round_open(sink.round_number):
+                return False
+        sink.holds_slot = True
+        return True
+
+    def release(self, sink: ResultSink) -> None:
+        if sink.holds_slot:
+            sink.holds_slot = False
+            self._semaphore.release()

@@ -1,0 +1,247 @@
+"""The collaborator's task loop: ask for tasks, run them on the task runner, send the results.
+
+    ping (fail fast on authorization or plan mismatch)
+    loop: get_tasks (long poll) -> QUIT: done | WAIT: ask again | RUN: for each task:
+          load the right weights (global or locally trained), run `function(**kwargs)`, send the result
+
+The global model of a round is downloaded once; the locally trained weights are kept for `apply: local`
+tasks. A collaborator restarted mid-round gets only the tasks it has not finished; when one of them
+validates the local model it no longer has, it trains again first (training is deterministic given the
+round), without sending that result twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from openfl_cli.errors import FxError
+from openfl_cli.federation.progress import TaskProgress
+from openfl_cli.runners.base import OPT_PREFIX
+from openfl_cli.transport.messages import Action, PingReply, RefusalCode, Refused, SendReport, TaskAssignment
+
+if TYPE_CHECKING:
+    from openfl_cli.runners.base import TaskResult, TaskRunner
+    from openfl_cli.transport.messages import TaskSpec
+
+log = logging.getLogger(__name__)
+
+# f(node, task, metric, round, value), as on the aggregator
+MetricCallback = Callable[[str, str, str, int, float], object]
+TRAINING_FUNCTIONS = ("train_task", "train", "train_batches", "train_epoch")
+
+
+class AggregatorLink(Protocol):
+    """What the collaborator needs from the transport (`transport.client.AggregatorClient`)."""
+
+    def ping(self) -> PingReply: ...
+    def get_tasks(self, wait_seconds: float) -> TaskAssignment: ...
+    def get_model(self, round_number: int) -> dict[str, np.ndarray]: ...
+    def send_result(
+        self,
+        round_number: int,
+        task_name: str,
+        metrics: Mapping[str, float],
+        sample_count: int,
+        tensors: Mapping[str, np.ndarray],
+    ) -> SendReport: ...
+
+
+def is_training(function: str) -> bool:
+    return function in TRAINING_FUNCTIONS
+
+
+@dataclass
+class _Round:
+    number: int
+    global_model: dict[str, np.ndarray]
+    local_model: dict[str, np.ndarray] | None = None
+
+
+class Collaborator:
+    def __init__(
+        self,
+        name: str,
+        runner: TaskRunner,
+        link: AggregatorLink,
+        *,
+        opt_treatment: str = "RESET",
+        use_delta_updates: bool = False,
+        training_task: TaskSpec | None = None,
+        poll_seconds: float = 30.0,
+        retry_interval: float = 5.0,
+        metric_callback: MetricCallback | None = None,
+        progress: TaskProgress | None = None,
+    ) -> None:
+        self.name = name
+        self.runner = runner
+        self.link = link
+        self.opt_treatment = opt_treatment
+        self.use_delta_updates = use_delta_updates
+        self.training_task = training_task
+        self.poll_seconds = poll_seconds
+        self.retry_interval = retry_interval
+        self.metric_callback = metric_callback
+        self.progress = progress or TaskProgress()
+        self.rounds_to_train = 0
+        self.rounds_worked: set[int] = set()
+        self._round: _Round | None = None
+        self._refused: set[tuple[int, str]] = set()
+
+    def run(self) -> int:
+        """Work until the aggregator says the experiment is over; return the number of rounds worked."""
+        reply = self.link.ping()
+        self.rounds_to_train = reply.rounds_to_train
+        log.info(
+            "connected to %s: round %d of %d", reply.aggregator, reply.round_number + 1, reply.rounds_to_train
+        )
+        while True:
+            assignment = self.link.get_tasks(self.poll_seconds)
+            if assignment.action is Action.QUIT:
+                self.progress.line(
+                    f"{self.name}: the experiment is over ({len(self.rounds_worked)} round(s) worked)"
+                )
+                return len(self.rounds_worked)
+            if assignment.action is Action.RUN:
+                self.run_round(assignment.round_number, assignment.tasks)
+            elif assignment.retry_after > 0:
+                time.sleep(assignment.retry_after)
+
+    def run_round(self, round_number: int, tasks: tuple[TaskSpec, ...]) -> None:
+        todo = [task for task in tasks if (round_number, task.name) not in self._refused]
+        if not todo:
+            # Everything left was refused this round: nothing useful to do until the round changes.
+            time.sleep(self.retry_interval)
+            return
+        try:
+            state = self._state_for(round_number)
+        except Refused as refused:
+            if refused.code is not RefusalCode.LATE:
+                raise
+            log.info("round %d: %s; asking for new tasks", round_number + 1, refused.reason)
+            return
+        for task in todo:
+            try:
+                self._run_task(state, task)
+            except Refused as refused:
+                if refused.code is RefusalCode.LATE:
+                    log.info("round %d, %s: %s; moving on", round_number + 1, task.name, refused.reason)
+                    return
+                if refused.code in (RefusalCode.INVALID, RefusalCode.UNKNOWN_TASK):
+                    log.error("round %d, %s refused: %s", round_number + 1, task.name, refused)
+                    self._refused.add((round_number, task.name))
+                    continue
+                raise
+        self.rounds_worked.add(round_number)
+
+    # -- one task ----------------------------------------------------------------------------------------
+
+    def _state_for(self, round_number: int) -> _Round:
+        if self._round is None or self._round.number != round_number:
+            self._round = None  # let the previous round's tensors go before downloading
+            started = time.monotonic()
+            model = self.link.get_model(round_number)
+            log.info(
+                "round %d: global model received (%d tensors, %.1f MB) in %.2f s",
+                round_number + 1,
+                len(model),
+                _megabytes(model),
+                time.monotonic() - started,
+            )
+            self._round = _Round(round_number, model)
+        return self._round
+
+    def _run_task(self, state: _Round, task: TaskSpec) -> None:
+        label = f"round {state.number + 1}/{self.rounds_to_train} {task.name}"
+        started = time.monotonic()
+        with self.progress.task(label):
+            result = self._execute(state, task)
+        seconds = time.monotonic() - started
+        tensors = self._upload_tensors(state, result) if result.tensors else {}
+        report = self.link.send_result(state.number, task.name, result.metrics, result.sample_count, tensors)
+        self._report_metrics(task.name, state.number, result.metrics)
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()) or "no metrics"
+        sent = ""
+        if tensors:
+            saved = report.raw_bytes - report.sent_bytes
+            sent = f", sent {report.sent_bytes / 1e6:.2f} MB"
+            if saved > 0:
+                sent += f" ({saved / 1e6:.2f} MB saved by compression)"
+        self.progress.line(f"{label}: {metrics} ({result.sample_count} samples), {seconds:.2f} s{sent}")
+
+    def _execute(self, state: _Round, task: TaskSpec) -> TaskResult:
+        runner = self.runner
+        if is_training(task.function):
+            runner.rebuild_model(state.global_model, self.opt_treatment)
+        elif task.kwargs.get("apply") == "local":
+            if state.local_model is None:
+                self._train_again(state)
+            assert state.local_model is not None
+            runner.rebuild_model(state.local_model, self.opt_treatment, validation=True)
+        else:
+            runner.rebuild_model(state.global_model, self.opt_treatment, validation=True)
+        result = self._call(task, state.number)
+        if result.tensors:
+            state.local_model = result.tensors
+        return result
+
+    def _train_again(self, state: _Round) -> None:
+        if self.training_task is None:
+            raise FxError(
+                f"round {state.number + 1}: no locally trained model to validate and no training task"
+            )
+        log.info(
+            "round %d: no locally trained model (restarted?): training again to validate it", state.number + 1
+        )
+        self.runner.rebuild_model(state.global_model, self.opt_treatment)
+        state.local_model = self._call(self.training_task, state.number).tensors
+
+    def _call(self, task: TaskSpec, round_number: int) -> TaskResult:
+        function = getattr(self.runner, task.function, None)
+        if not callable(function):
+            raise FxError(f"task {task.name!r}: the task runner has no method {task.function!r}")
+        try:
+            return function(round_number, task_name=task.name, **task.kwargs)
+        except FxError:
+            raise
+        except Exception as exc:
+            log.debug("task %s failed", task.name, exc_info=True)
+            raise FxError(
+                f"task {task.name!r} ({task.function}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _upload_tensors(self, state: _Round, result: TaskResult) -> dict[str, np.ndarray]:
+        """The trained tensors to send: optimizer state only for CONTINUE_GLOBAL, deltas when asked."""
+        with_opt = self.opt_treatment == "CONTINUE_GLOBAL"
+        tensors = {
+            name: array
+            for name, array in result.tensors.items()
+            if with_opt or not name.startswith(OPT_PREFIX)
+        }
+        if not self.use_delta_updates:
+            return tensors
+        deltas: dict[str, np.ndarray] = {}
+        for name, array in tensors.items():
+            received = state.global_model.get(name)
+            if received is None or array.dtype.kind == "b":
+                raise FxError(f"tensor {name!r}: cannot send a delta (no global value or a boolean tensor)")
+            deltas[name] = np.subtract(array, received, dtype=array.dtype)
+        return deltas
+
+    def _report_metrics(self, task: str, round_number: int, metrics: Mapping[str, float]) -> None:
+        if self.metric_callback is None:
+            return
+        for metric, value in metrics.items():
+            try:
+                self.metric_callback(self.name, task, metric, round_number, value)
+            except Exception:
+                log.exception("log_metric_callback failed on %s/%s", task, metric)
+
+
+def _megabytes(tensors: Mapping[str, np.ndarray]) -> float:
+    return sum(array.nbytes for array in tensors.values()) / 1e6

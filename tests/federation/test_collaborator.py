@@ -1,0 +1,203 @@
+"""The collaborator's task loop with a fake aggregator link and a fake task runner."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+
+from openfl_cli.errors import FxError
+from openfl_cli.federation.collaborator import Collaborator
+from openfl_cli.runners.base import OPT_PREFIX, TaskRunner
+from openfl_cli.transport.messages import (
+    Action,
+    PingReply,
+    RefusalCode,
+    Refused,
+    SendReport,
+    TaskAssignment,
+    TaskSpec,
+)
+
+VALIDATE_GLOBAL = TaskSpec(
+    "aggregated_model_validation", "validate_task", {"apply": "global", "metrics": ["acc"]}
+)
+TRAIN = TaskSpec("train", "train_task", {"epochs": 1, "metrics": ["loss"]})
+VALIDATE_LOCAL = TaskSpec(
+    "locally_tuned_model_validation", "validate_task", {"apply": "local", "metrics": ["acc"]}
+)
+ALL = (VALIDATE_GLOBAL, TRAIN, VALIDATE_LOCAL)
+
+
+class FakeRunner(TaskRunner):
+    """One weight `w` and one optimizer slot; training adds 1 to `w` and counts steps in the slot.
+    `acc` reports the weight it validated, so tests see which weights were loaded."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.w = np.zeros(4, np.float32)
+        self.slot = np.zeros(4, np.float32)
+        self.resets = 0
+
+    def get_tensor_dict(self, with_opt_vars: bool = False) -> dict[str, np.ndarray]:
+        tensors = {"w": self.w.copy()}
+        if with_opt_vars:
+            tensors[OPT_PREFIX + "w"] = self.slot.copy()
+        return tensors
+
+    def set_tensor_dict(self, tensors: Mapping[str, np.ndarray], with_opt_vars: bool = False) -> None:
+        self.w = np.array(tensors["w"], copy=True)
+        if with_opt_vars and OPT_PREFIX + "w" in tensors:
+            self.slot = np.array(tensors[OPT_PREFIX + "w"], copy=True)
+
+    def reset_opt_vars(self) -> None:
+        self.slot = np.zeros(4, np.float32)
+        self.resets += 1
+
+    def train_epoch(self, round_number: int, **kwargs: Any) -> dict[str, float]:
+        self.w = self.w + 1
+        self.slot = self.slot + 1
+        return {"loss": 1.0 / (round_number + 1)}
+
+    def validate_pass(self, round_number: int, **kwargs: Any) -> dict[str, float]:
+        return {"acc": float(self.w[0])}
+
+    @property
+    def train_sample_count(self) -> int:
+        return 50
+
+    @property
+    def valid_sample_count(self) -> int:
+        return 20
+
+
+class FakeLink:
+    def __init__(
+        self, script: list[TaskAssignment], refusals: dict[tuple[int, str], Refused] | None = None
+    ) -> None:
+        self.script = list(script)
+        self.refusals = refusals or {}
+        self.sent: list[tuple[int, str, dict[str, float], int, dict[str, np.ndarray]]] = []
+        self.downloads: list[int] = []
+
+    def ping(self) -> PingReply:
+        return PingReply("agg", "h", 0, 2)
+
+    def get_tasks(self, wait_seconds: float) -> TaskAssignment:
+        return self.script.pop(0) if self.script else TaskAssignment(Action.QUIT)
+
+    def get_model(self, round_number: int) -> dict[str, np.ndarray]:
+        self.downloads.append(round_number)
+        return {"w": np.full(4, 10.0 * (round_number + 1), np.float32)}
+
+    def send_result(
+        self,
+        round_number: int,
+        task_name: str,
+        metrics: Mapping[str, float],
+        sample_count: int,
+        tensors: Mapping[str, np.ndarray],
+    ) -> SendReport:
+        refusal = self.refusals.get((round_number, task_name))
+        if refusal is not None:
+            raise refusal
+        self.sent.append((round_number, task_name, dict(metrics), sample_count, dict(tensors)))
+        size = sum(a.nbytes for a in tensors.values())
+        return SendReport(size, size)
+
+
+def run(script: list[TaskAssignment], **kwargs: Any) -> tuple[FakeLink, FakeRunner, Collaborator]:
+    refusals = kwargs.pop("refusals", None)
+    link, runner = FakeLink(script, refusals), FakeRunner()
+    collaborator = Collaborator("one", runner, link, training_task=TRAIN, retry_interval=0.01, **kwargs)
+    collaborator.run()
+    return link, runner, collaborator
+
+
+def rounds(*numbers: int, tasks: tuple[TaskSpec, ...] = ALL) -> list[TaskAssignment]:
+    return [TaskAssignment(Action.RUN, n, tasks) for n in numbers]
+
+
+def test_runs_every_task_on_the_right_weights() -> None:
+    link, runner, collaborator = run([*rounds(0), TaskAssignment(Action.WAIT), *rounds(1)])
+    assert link.downloads == [0, 1]
+    by_task = {(r, task): (metrics, count, tensors) for r, task, metrics, count, tensors in link.sent}
+    assert by_task[(0, "aggregated_model_validation")][0] == {"acc": 10.0}  # the global model
+    assert by_task[(0, "locally_tuned_model_validation")][0] == {"acc": 11.0}  # the trained one
+    assert by_task[(1, "aggregated_model_validation")][0] == {"acc": 20.0}
+    metrics, count, tensors = by_task[(0, "train")]
+    assert count == 50 and metrics == {"loss": 1.0}
+    assert sorted(tensors) == ["w"]  # RESET: optimizer state stays home
+    assert tensors["w"].tolist() == [11.0] * 4
+    assert runner.resets >= 2
+    assert collaborator.rounds_worked == {0, 1}
+
+
+def test_continue_local_keeps_optimizer_state() -> None:
+    _link, runner, _ = run(rounds(0, 1), opt_treatment="CONTINUE_LOCAL")
+    assert runner.resets == 0
+    assert runner.slot.tolist() == [2.0] * 4
+
+
+def test_continue_global_sends_optimizer_state() -> None:
+    link, _, _ = run(rounds(0), opt_treatment="CONTINUE_GLOBAL")
+    train = next(tensors for _, task, _, _, tensors in link.sent if task == "train")
+    assert sorted(train) == [OPT_PREFIX + "w", "w"]
+
+
+def test_delta_updates_send_the_difference() -> None:
+    link, _, _ = run(rounds(0), use_delta_updates=True)
+    train = next(tensors for _, task, _, _, tensors in link.sent if task == "train")
+    assert train["w"].tolist() == [1.0] * 4 and train["w"].dtype == np.float32
+
+
+def test_late_refusal_moves_on_to_the_next_round() -> None:
+    refusals = {(0, "train"): Refused(RefusalCode.LATE, "round 0 is closed")}
+    link, _, _ = run(rounds(0, 1), refusals=refusals)
+    assert [(r, task) for r, task, *_ in link.sent] == [
+        (0, "aggregated_model_validation"),
+        (1, "aggregated_model_validation"),
+        (1, "train"),
+        (1, "locally_tuned_model_validation"),
+    ]
+
+
+def test_invalid_refusal_is_not_repeated() -> None:
+    refusals = {(0, "train"): Refused(RefusalCode.INVALID, "NaN")}
+    link, _, _collaborator = run([*rounds(0), *rounds(0, tasks=(TRAIN,)), *rounds(1)], refusals=refusals)
+    sent = [(r, task) for r, task, *_ in link.sent]
+    assert (0, "locally_tuned_model_validation") in sent  # the round went on
+    assert sent.count((1, "train")) == 1 and (0, "train") not in sent
+
+
+def test_authorization_refusal_stops_the_collaborator() -> None:
+    refusals = {(0, "aggregated_model_validation"): Refused(RefusalCode.NOT_AUTHORIZED, "revoked")}
+    with pytest.raises(Refused, match="revoked"):
+        run(rounds(0), refusals=refusals)
+
+
+def test_restart_mid_round_trains_again_to_validate_locally() -> None:
+    link, _, _ = run(rounds(0, tasks=(VALIDATE_LOCAL,)))
+    assert [(task, metrics) for _, task, metrics, *_ in link.sent] == [
+        ("locally_tuned_model_validation", {"acc": 11.0})
+    ]
+
+
+def test_a_failing_task_is_a_clear_error() -> None:
+    broken = TaskSpec("train", "no_such_function", {})
+    with pytest.raises(FxError, match="no method 'no_such_function'"):
+        run(rounds(0, tasks=(broken,)))
+
+
+def test_a_round_closed_before_the_download_is_skipped() -> None:
+    class ClosingLink(FakeLink):
+        def get_model(self, round_number: int) -> dict[str, np.ndarray]:
+            if round_number == 0:
+                raise Refused(RefusalCode.LATE, "round 0 is closed")
+            return super().get_model(round_number)
+
+    link, runner = ClosingLink(rounds(0, 1)), FakeRunner()
+    Collaborator("one", runner, link, training_task=TRAIN).run()
+    assert {r for r, *_ in link.sent} == {1}
