@@ -19,7 +19,8 @@ def metrics_table(metrics_file: Path, node: str = "aggregator") -> str:
             continue
         if record.get("node") != node:
             continue
-        rows[int(record["round"])][f"{record['task']}/{record['metric']}"] = float(record["value"])
+        # metrics.jsonl counts rounds from 0 (as OpenFL does); people read "round 1/3" in the logs
+        rows[int(record["round"]) + 1][f"{record['task']}/{record['metric']}"] = float(record["value"])
     if not rows:
         return "(no aggregated metrics were recorded)"
     columns = sorted({column for row in rows.values() for column in row})
