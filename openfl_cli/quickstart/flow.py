@@ -70,6 +70,26 @@ def _set_plan_values(workspace: Path, rounds: int, collaborators: int) -> None:
     atomic_write_text(plan_file, yaml.safe_dump(plan, sort_keys=False))
 
 
+def _wait_until_listening(workspace: Path, host: str, group: ProcessGroup, timeout: float = 60.0) -> None:
+    """Start collaborators only once the aggregator accepts connections: they would otherwise sleep a
+    whole reconnect interval before their second try."""
+    import socket
+
+    import yaml
+
+    plan = yaml.safe_load((workspace / "plan" / "plan.yaml").read_text())
+    port = int(plan["network"]["settings"]["agg_port"])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        group.check_running()
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise UsageError(f"the aggregator did not listen on {host}:{port} within {timeout:.0f} s")
+
+
 def _step(echo: IO[str], text: str) -> None:
     print(f"==> {text}", file=echo, flush=True)
 
@@ -131,6 +151,7 @@ def run_quickstart(options: QuickstartOptions, echo: IO[str] = sys.stdout) -> Qu
     group = ProcessGroup(echo=echo)
     try:
         group.start("aggregator", ["aggregator", "start"], aggregator, aggregator / "logs" / "aggregator.log")
+        _wait_until_listening(aggregator, options.fqdn, group)
         for name, workspace in workspaces.items():
             group.start(
                 name, ["collaborator", "start", "-n", name], workspace, workspace / "logs" / f"{name}.log"

@@ -80,6 +80,13 @@ class ProcessGroup:
                 with self._lock:
                     print(f"{participant.label:<{width}} | {line}", file=self.echo, flush=True)
 
+    def check_running(self) -> None:
+        """Fail early when a participant has already exited with an error."""
+        for participant in self.participants:
+            code = participant.process.poll()
+            if code not in (None, 0):
+                raise FxError(f"{participant.label} exited with code {code}; see {participant.log_path}")
+
     def wait_all(self, timeout: float) -> None:
         """Wait for every process; fail (after stopping the rest) if one exits non-zero or time runs out."""
         deadline = time.monotonic() + timeout
