@@ -6,50 +6,12 @@ import sys
 
 import click
 
-_plan_option = click.option(
-    "-p",
-    "--plan_config",
-    "--plan-config",
-    "plan_path",
-    default="plan/plan.yaml",
-    show_default=True,
-    metavar="PATH",
-    help="Federated learning plan.",
-)
-_cols_option = click.option(
-    "-c",
-    "--cols_config",
-    "--cols-config",
-    "cols_path",
-    default="plan/cols.yaml",
-    show_default=True,
-    metavar="PATH",
-    help="Authorized collaborator list.",
-)
-_data_option = click.option(
-    "-d",
-    "--data_config",
-    "--data-config",
-    "data_path",
-    default="plan/data.yaml",
-    show_default=True,
-    metavar="PATH",
-    help="The data set/shard configuration file.",
-)
-_name_option = click.option(
-    "-n",
-    "--collaborator_name",
-    "--collaborator-name",
-    "name",
-    required=True,
-    metavar="NAME",
-    help="The collaborator's name (its certificate's common name).",
-)
+from openfl_cli.cli.options import collaborator_name_option, cols_option, data_option, plan_option
 
 
 @click.command("start")
-@_plan_option
-@_cols_option
+@plan_option
+@cols_option
 def aggregator_start(plan_path: str, cols_path: str) -> None:
     """Serve the federation until the last round is done."""
     from openfl_cli.federation.runtime.aggregator import start_aggregator
@@ -68,9 +30,9 @@ def aggregator_start(plan_path: str, cols_path: str) -> None:
 
 
 @click.command("start")
-@_name_option
-@_plan_option
-@_data_option
+@collaborator_name_option
+@plan_option
+@data_option
 def collaborator_start(name: str, plan_path: str, data_path: str) -> None:
     """Work through the aggregator's tasks until the experiment is over."""
     from openfl_cli.federation.runtime.collaborator import start_collaborator
@@ -79,9 +41,9 @@ def collaborator_start(name: str, plan_path: str, data_path: str) -> None:
 
 
 @click.command("ping")
-@_name_option
-@_plan_option
-@_data_option
+@collaborator_name_option
+@plan_option
+@data_option
 def collaborator_ping(name: str, plan_path: str, data_path: str) -> None:
     """Check the connection to the aggregator: reachable, TLS, authorization, plan."""
     from openfl_cli.federation.runtime.ping import ping_aggregator

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from openfl_cli.cli.options import collaborator_name_option
+
 if TYPE_CHECKING:  # never imported at run time: `fx --help` must not load the PKI
     from openfl_cli.pki.signing import Confirm
 
@@ -19,14 +21,6 @@ _days_option = click.option(
     help="Validity of the certificate.",
 )
 _silent_option = click.option("-s", "--silent", is_flag=True, help="Do not ask for confirmation.")
-_name_option = click.option(
-    "-n",
-    "--collaborator_name",
-    "--collaborator-name",
-    "name",
-    required=True,
-    help="The collaborator's label: letters, digits, '-', '_' and '.'.",
-)
 _fqdn_option = click.option(
     "--fqdn",
     default=None,
@@ -103,7 +97,7 @@ def aggregator_certify(fqdn: str | None, silent: bool, days: int) -> None:
 
 
 @click.command("create")
-@_name_option
+@collaborator_name_option
 @click.option("-d", "--data_path", "--data-path", "data", default=None, help="This collaborator's data path.")
 @_silent_option
 def collaborator_create(name: str, data: str | None, silent: bool) -> None:
@@ -123,7 +117,7 @@ def collaborator_create(name: str, data: str | None, silent: bool) -> None:
 
 
 @click.command("generate-cert-request")
-@_name_option
+@collaborator_name_option
 @_silent_option
 @click.option("--force", is_flag=True, help="Replace an existing key and request.")
 def collaborator_generate_cert_request(name: str, silent: bool, force: bool) -> None:
@@ -193,7 +187,7 @@ def collaborator_certify(
 
 
 @click.command("remove")
-@_name_option
+@collaborator_name_option
 def collaborator_remove(name: str) -> None:
     """Remove a collaborator from plan/cols.yaml and revoke its certificates."""
     from openfl_cli.pki.revocation import remove

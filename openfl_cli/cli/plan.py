@@ -4,42 +4,13 @@ from __future__ import annotations
 
 import click
 
-_plan_option = click.option(
-    "-p",
-    "--plan_config",
-    "--plan-config",
-    "plan_path",
-    default="plan/plan.yaml",
-    show_default=True,
-    metavar="PATH",
-    help="Federated learning plan.",
-)
-_cols_option = click.option(
-    "-c",
-    "--cols_config",
-    "--cols-config",
-    "cols_path",
-    default="plan/cols.yaml",
-    show_default=True,
-    metavar="PATH",
-    help="Authorized collaborator list.",
-)
-_data_option = click.option(
-    "-d",
-    "--data_config",
-    "--data-config",
-    "data_path",
-    default="plan/data.yaml",
-    show_default=True,
-    metavar="PATH",
-    help="Data path of each collaborator.",
-)
+from openfl_cli.cli.options import cols_option, data_option, plan_option
 
 
 @click.command("initialize")
-@_plan_option
-@_cols_option
-@_data_option
+@plan_option
+@cols_option
+@data_option
 @click.option(
     "-a",
     "--aggregator_address",
@@ -71,9 +42,9 @@ def initialize(
 
 
 @click.command("print")
-@_plan_option
-@_cols_option
-@_data_option
+@plan_option
+@cols_option
+@data_option
 def print_(plan_path: str, cols_path: str, data_path: str) -> None:
     """Print the fully resolved plan (defaults merged, OpenFL names mapped) as YAML."""
     import yaml
@@ -85,9 +56,9 @@ def print_(plan_path: str, cols_path: str, data_path: str) -> None:
 
 
 @click.command("validate")
-@_plan_option
-@_cols_option
-@_data_option
+@plan_option
+@cols_option
+@data_option
 def validate(plan_path: str, cols_path: str, data_path: str) -> None:
     """Check every setting and template of the plan; print its hash."""
     from openfl_cli.plan import Plan

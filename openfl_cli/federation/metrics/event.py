@@ -8,37 +8,23 @@ from __future__ import annotations
 
 import struct
 
+from openfl_cli.tensors.wire import FIXED32, FIXED64, LENGTH_DELIMITED, VARINT, encode_tag, encode_varint
+
 FILE_VERSION = "brain.Event:2"
-
-_VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
-
-
-def _varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64  # int64 negatives are ten-byte two's complement varints
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
 
 
 def _key(field_number: int, wire_type: int) -> bytes:
-    return _varint(field_number << 3 | wire_type)
+    return encode_tag(field_number, wire_type)
 
 
 def _length_delimited(field_number: int, payload: bytes) -> bytes:
-    return _key(field_number, _LENGTH) + _varint(len(payload)) + payload
+    return _key(field_number, LENGTH_DELIMITED) + encode_varint(len(payload)) + payload
 
 
 def _event(wall_time: float, step: int, body: bytes) -> bytes:
-    head = _key(1, _FIXED64) + struct.pack("<d", wall_time)
+    head = _key(1, FIXED64) + struct.pack("<d", wall_time)
     if step:
-        head += _key(2, _VARINT) + _varint(step)
+        head += _key(2, VARINT) + encode_varint(step % (1 << 64))  # int64: two's complement
     return head + body
 
 
@@ -47,6 +33,6 @@ def file_version_event(wall_time: float) -> bytes:
 
 
 def scalar_event(wall_time: float, step: int, tag: str, value: float) -> bytes:
-    summary_value = _length_delimited(1, tag.encode("utf-8")) + _key(2, _FIXED32) + struct.pack("<f", value)
+    summary_value = _length_delimited(1, tag.encode("utf-8")) + _key(2, FIXED32) + struct.pack("<f", value)
     summary = _length_delimited(1, summary_value)
     return _event(wall_time, step, _length_delimited(5, summary))
