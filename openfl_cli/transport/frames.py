@@ -15,6 +15,8 @@ from typing import Generic, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
+from openfl_cli.tensors.wire import encode_tag, encode_varint
+
 _VARINT = 0
 _FIXED64 = 1
 _LENGTH_DELIMITED = 2
@@ -47,19 +49,8 @@ class Malformed:
     reason: str
 
 
-def encode_varint(value: int) -> bytes:
-    if value < 0:
-        raise ValueError("varints here are unsigned")
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _tag(field: int, wire_type: int) -> bytes:
-    return encode_varint(field << 3 | wire_type)
+    return encode_tag(field, wire_type)
 
 
 _CHUNK_TAG = _tag(CHUNK_FIELD, _LENGTH_DELIMITED)
