@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import run_fx
+from tests.conftest import FX, fx_env, run_fx
 
 pytestmark = pytest.mark.e2e
 
@@ -154,3 +158,45 @@ def test_quickstart_keras_jax_mnist_one_round(tmp_path: Path) -> None:
     pytest.importorskip("jax")
     aggregator = _quickstart(tmp_path, "keras/jax/mnist", rounds=1, env={"KERAS_BACKEND": "jax"})
     assert (aggregator / "save" / "model.keras").is_file()
+
+
+def _processes_under(folder: Path) -> list[int]:
+    """Pids of live processes whose working directory is inside `folder`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to find the children")
+def test_ctrl_c_stops_every_process_it_started(tmp_path: Path) -> None:
+    prefix = (tmp_path / "qs").resolve()
+    args = ["quickstart", "--template", "numpy/digits", "--rounds", "500", "--prefix", str(prefix)]
+    quickstart = subprocess.Popen(
+        [*FX, *args], cwd=tmp_path, env=fx_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert quickstart.stdout is not None
+        for line in quickstart.stdout:
+            if "round 2/500" in line:  # the federation is running: aggregator and collaborators are up
+                break
+        else:
+            pytest.fail("the quickstart ended before its federation ran")
+        assert len(_processes_under(prefix)) >= 3
+        quickstart.send_signal(signal.SIGINT)
+        quickstart.communicate(timeout=60)
+    finally:
+        if quickstart.poll() is None:
+            quickstart.kill()
+    assert quickstart.returncode != 0
+    deadline = time.monotonic() + 10
+    while _processes_under(prefix) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_under(prefix) == [], "Ctrl-C left participants running"
