@@ -46,11 +46,8 @@ def call_metadata(collaborator: str, plan_hash: str) -> tuple[tuple[str, str], .
 
 def peer_common_name(context: grpc.ServicerContext) -> str | None:
     """Common name of the verified client certificate, None without one."""
-    try:
-        from openfl_cli.pki.credentials import peer_common_name as pki_peer_common_name
-    except ImportError:  # the PKI package is optional for the transport's own tests
-        names = context.auth_context().get("x509_common_name") or []
-        return names[0].decode("utf-8", "replace") if names else None
+    from openfl_cli.pki.credentials import peer_common_name as pki_peer_common_name
+
     return pki_peer_common_name(context)
 
 
