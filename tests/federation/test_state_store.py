@@ -216,14 +216,24 @@ def test_open_state_store_picks_the_backend(tmp_path: Path) -> None:
         assert store.db_store_rounds == 2
 
 
-def test_sqlite_uses_wal_and_full_sync(tmp_path: Path) -> None:
+def test_sqlite_uses_a_synced_rollback_journal_and_large_pages(tmp_path: Path) -> None:
     store = SqliteStateStore(tmp_path / "t.db", PLAN)
     db = store._connection()
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 65536
     store.close()
     with pytest.raises(ValueError, match="closed"):
         store.last_round()
+
+
+def test_sqlite_file_stays_near_the_kept_rounds(tmp_path: Path) -> None:
+    """Pruned rounds' pages are reused by the next round: the file does not grow round after round."""
+    tensors = {f"t{i}": np.full(100_000, 1.0, np.float32) for i in range(4)}  # 1.6 MB a round
+    with SqliteStateStore(tmp_path / "t.db", PLAN, db_store_rounds=2) as store:
+        for number in range(8):
+            store.commit_round(number, tensors)
+    assert (tmp_path / "t.db").stat().st_size < 2 * 1.6e6 + 1e6
 
 
 _WRITER = textwrap.dedent(

@@ -1,6 +1,11 @@
-"""SQLite `StateStore` at `persistent_db_path`: WAL journal, synchronous=FULL, one transaction per
-round, tensors as raw little-endian bytes (dtype name + shape; never pickle) split into chunks so a
-tensor may exceed SQLite's blob limit."""
+"""SQLite `StateStore` at `persistent_db_path`: one transaction per round (rollback journal,
+synchronous=FULL), tensors as raw little-endian bytes (dtype name + shape; never pickle) split into
+chunks so a tensor may exceed SQLite's blob limit.
+
+Sized for models of hundreds of MB written every round, in the background of the next round:
+64 KiB pages cut SQLite's per-page work (CPU and syscalls) about threefold against the default 4 KiB,
+and a rollback journal writes new tensor pages once (they reuse pages freed by pruned rounds, which
+SQLite does not journal), where WAL writes them twice (into the log, then at checkpoint)."""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from openfl_cli.federation.state.base import (
 from openfl_cli.tensors.codec import array_bytes, array_from_buffer, dtype_name, expected_nbytes
 
 CHUNK_BYTES = 64 * 1024 * 1024
+PAGE_BYTES = 64 * 1024  # SQLite's largest page size
 MODEL_SCOPE = "model"
 _AGG_PREFIX = "agg:"
 
@@ -76,7 +82,8 @@ class SqliteStateStore(StateStore):
             self.path, isolation_level=None, check_same_thread=False, timeout=30
         )
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA page_size={PAGE_BYTES}")  # takes effect in a new database only
+            self._db.execute("PRAGMA journal_mode=DELETE")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._open(reset)
@@ -199,12 +206,14 @@ class SqliteStateStore(StateStore):
         aggregation_state: Mapping[str, Mapping[str, np.ndarray]] | None,
     ) -> None:
         with self._transaction() as db:
-            for name, array in tensors.items():
-                self._write_tensor(db, round_number, MODEL_SCOPE, name, array)
+            # Pruning first lets the new round reuse the freed pages: the file stays near
+            # db_store_rounds models instead of one more.
             db.execute(
                 "DELETE FROM tensors WHERE scope = ? AND round <= ?",
                 (MODEL_SCOPE, round_number - self.db_store_rounds),
             )
+            for name, array in tensors.items():
+                self._write_tensor(db, round_number, MODEL_SCOPE, name, array)
             if aggregation_state is not None:
                 db.execute("DELETE FROM tensors WHERE scope LIKE 'agg:%'")
                 for task, state in aggregation_state.items():
