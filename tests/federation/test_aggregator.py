@@ -307,23 +307,85 @@ def test_resume_from_the_state_store(tmp_path: Path, running: list[threading.Thr
     outputs.close()
 
 
-def test_bounded_results_in_flight(tmp_path: Path) -> None:
-    aggregator, _ = make(tmp_path, max_concurrent_results=1)
-    first = aggregator.open_result("one", 0, "train", {}, 1, ["w"])
+def _open_in_thread(aggregator: Aggregator, name: str) -> tuple[threading.Thread, threading.Event, list]:
     opened = threading.Event()
+    sinks: list = []
 
-    def second() -> None:
-        sink = aggregator.open_result("two", 0, "train", {}, 1, ["w"])
+    def open_result() -> None:
+        sinks.append(aggregator.open_result(name, 0, "train", {}, 1, ["w"]))
         opened.set()
-        sink.abort("test over")
 
-    thread = threading.Thread(target=second)
+    thread = threading.Thread(target=open_result)
     thread.start()
-    assert not opened.wait(0.3), "a second result must wait for the first one"
+    return thread, opened, sinks
+
+
+def test_bounded_results_in_flight(tmp_path: Path) -> None:
+    """The first result folds directly (its own lane); one more may stage; a third waits for a slot."""
+    aggregator, _ = make(tmp_path, ("one", "two", "three"), max_concurrent_results=1)
+    first = aggregator.open_result("one", 0, "train", {}, 1, ["w"])
+    assert first.holds_lane and not first.holds_slot
+    second = aggregator.open_result("two", 0, "train", {}, 1, ["w"])  # no wait: the slot is free
+    assert second.holds_slot and not second.holds_lane
+    thread, opened, sinks = _open_in_thread(aggregator, "three")
+    assert not opened.wait(0.3), "a third result must wait for a slot"
     first.add("w", np.ones((3, 2), np.float32))
+    first.commit()  # frees the lane, not a slot: the third still waits
+    assert not opened.wait(0.3), "the lane of a committed task must not open again"
+    second.abort("done")
+    assert opened.wait(3)
+    thread.join()
+    assert sinks[0].holds_slot and not sinks[0].holds_lane
+    sinks[0].abort("test over")
+
+
+def test_a_staged_result_commits_after_the_lane(tmp_path: Path) -> None:
+    """The result beside the lane waits for it: committing first would turn the lane's direct folds into
+    staged copies and extra sums (beyond the memory bound). Both count, averaged exactly."""
+    aggregator, _ = make(tmp_path, ("one", "two"), max_concurrent_results=1)
+    lane = aggregator.open_result("one", 0, "train", {}, 1, ["w"])
+    staged = aggregator.open_result("two", 0, "train", {}, 3, ["w"])
+    staged.add("w", np.full((3, 2), 4.0, np.float32))
+    committed = threading.Event()
+
+    def commit_staged() -> None:
+        staged.commit()
+        committed.set()
+
+    thread = threading.Thread(target=commit_staged)
+    thread.start()
+    assert not committed.wait(0.3), "the staged result must wait for the lane"
+    lane.add("w", np.full((3, 2), 8.0, np.float32))
+    lane.commit()
+    assert committed.wait(3)
+    thread.join()
+    functions = aggregator._functions
+    np.testing.assert_allclose(functions["train"].end_round()["w"], np.full((3, 2), 5.0))  # (8 + 3*4) / 4
+
+
+def test_an_aborted_lane_opens_again(tmp_path: Path) -> None:
+    aggregator, _ = make(tmp_path, ("one", "two", "three"), max_concurrent_results=1)
+    first = aggregator.open_result("one", 0, "train", {}, 1, ["w"])
+    first.add("w", np.ones((3, 2), np.float32))
+    first.abort("connection lost")  # nothing committed: the next result may fold directly
+    again = aggregator.open_result("two", 0, "train", {}, 1, ["w"])
+    assert again.holds_lane
+    again.abort("test over")
+
+
+def test_staging_functions_have_no_direct_lane(tmp_path: Path) -> None:
+    from openfl_cli.federation.aggregation import Median
+
+    aggregator, _ = make(tmp_path, ("one", "two"), max_concurrent_results=1)
+    aggregator._functions["train"] = Median()  # stages every result: each one needs a slot
+    first = aggregator.open_result("one", 0, "train", {}, 1, ["w"])
+    assert first.holds_slot and not first.holds_lane
+    thread, opened, sinks = _open_in_thread(aggregator, "two")
+    assert not opened.wait(0.3)
     first.abort("done")
     assert opened.wait(3)
     thread.join()
+    sinks[0].abort("test over")
 
 
 def test_ping_and_quit_when_already_complete(tmp_path: Path) -> None:

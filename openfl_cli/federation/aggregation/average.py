@@ -59,10 +59,12 @@ class WeightedSumAccumulator(TensorAccumulator):
         self._direct: tuple[str, np.ndarray] | None = None  # an uncommitted term, already weighted
         self._buffers = buffers or SumBuffers()
 
-    def _stage(self, contributor: str, array: np.ndarray, weight: float, is_delta: bool) -> None:
+    def _stage(
+        self, contributor: str, array: np.ndarray, weight: float, is_delta: bool, may_fold: bool
+    ) -> None:
         if weight == 0:
             self._staged[contributor] = None
-        elif self._sum is None and self._direct is None:
+        elif may_fold and self._sum is None and self._direct is None:
             term = self._buffers.take(self.name, array.size)
             self._fold(term, array, weight, is_delta, first=True)
             self._direct = (contributor, term)
@@ -130,6 +132,8 @@ class WeightedSumAccumulator(TensorAccumulator):
 
 class WeightedAverage(AggregationFunction):
     """The default: the sample-count-weighted mean of the collaborators' tensors."""
+
+    folds_first_result = True
 
     def __init__(self) -> None:
         super().__init__()

@@ -59,8 +59,17 @@ class TensorAccumulator(ABC):
         self._lock = threading.Lock()
         self._closed = False
 
-    def add(self, contributor: str, array: np.ndarray, weight: float, *, is_delta: bool = False) -> None:
-        """Stage one contribution; `array` is copied (it may view a transport buffer)."""
+    def add(
+        self,
+        contributor: str,
+        array: np.ndarray,
+        weight: float,
+        *,
+        is_delta: bool = False,
+        may_fold: bool = True,
+    ) -> None:
+        """Stage one contribution; `array` is copied (it may view a transport buffer). `may_fold`
+        False keeps it out of a direct fold into the running aggregate (see `folds_first_result`)."""
         weight = _check_weight(weight)
         self._check_array(array)
         with self._lock:
@@ -68,7 +77,7 @@ class TensorAccumulator(ABC):
                 raise ContributionError(f"tensor {self.name!r}: the round is closed")
             if contributor in self._entries:
                 raise ContributionError(f"tensor {self.name!r}: {contributor} already contributed this round")
-            self._stage(contributor, array, weight, is_delta)
+            self._stage(contributor, array, weight, is_delta, may_fold)
             self._entries[contributor] = _Entry(weight)
 
     def commit(self, contributor: str) -> None:
@@ -151,7 +160,9 @@ class TensorAccumulator(ABC):
         return np.array(array, dtype=dtype, copy=True)
 
     @abstractmethod
-    def _stage(self, contributor: str, array: np.ndarray, weight: float, is_delta: bool) -> None: ...
+    def _stage(
+        self, contributor: str, array: np.ndarray, weight: float, is_delta: bool, may_fold: bool
+    ) -> None: ...
 
     @abstractmethod
     def _commit(self, contributor: str, weight: float) -> None: ...
@@ -176,7 +187,9 @@ class AgreementAccumulator(TensorAccumulator):
         self._digest_of: dict[str, str] = {}
         self._values: dict[str, np.ndarray] = {}
 
-    def _stage(self, contributor: str, array: np.ndarray, weight: float, is_delta: bool) -> None:
+    def _stage(
+        self, contributor: str, array: np.ndarray, weight: float, is_delta: bool, may_fold: bool
+    ) -> None:
         self._staged[contributor] = self._full_value(array, is_delta)
 
     def _commit(self, contributor: str, weight: float) -> None:

@@ -23,6 +23,11 @@ class AggregationFunction(ABC):
     aggregate into the new global value with server state (`_server_step`, `state_dict`).
     """
 
+    # True when, before anything is committed in a round, a result folds straight into the running
+    # aggregate instead of being staged (no copy): the aggregator lets such a result stream beside
+    # its bounded results in flight, since it costs no extra memory.
+    folds_first_result: bool = False
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._round: int | None = None
@@ -59,10 +64,17 @@ class AggregationFunction(ABC):
             return acc
 
     def add(
-        self, contributor: str, name: str, array: np.ndarray, weight: float, *, is_delta: bool = False
+        self,
+        contributor: str,
+        name: str,
+        array: np.ndarray,
+        weight: float,
+        *,
+        is_delta: bool = False,
+        may_fold: bool = True,
     ) -> None:
         """Shortcut for `accumulator(name).add(...)`."""
-        self.accumulator(name).add(contributor, array, weight, is_delta=is_delta)
+        self.accumulator(name).add(contributor, array, weight, is_delta=is_delta, may_fold=may_fold)
 
     def commit(self, contributor: str) -> None:
         """Every tensor `contributor` staged this round counts."""

@@ -39,7 +39,9 @@ class StackedAccumulator(TensorAccumulator):
         self._rows: dict[str, int] = {}
         self._row_count = 0
 
-    def _stage(self, contributor: str, array: np.ndarray, weight: float, is_delta: bool) -> None:
+    def _stage(
+        self, contributor: str, array: np.ndarray, weight: float, is_delta: bool, may_fold: bool
+    ) -> None:
         value = self._full_value(array, is_delta) if is_delta else array
         with self._path.open("r+b") as handle:
             handle.seek(self._row_count * self._size * self.global_value.dtype.itemsize)

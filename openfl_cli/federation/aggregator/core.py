@@ -144,6 +144,7 @@ class Aggregator:
             state.in_flight.add(key)
             function = self._functions[task_name]
             model = self._model
+            direct = bool(tensor_names) and self._take_lane(state, function, collaborator, task_name)
         sink = ResultSink(
             collaborator=collaborator,
             round_number=round_number,
@@ -156,7 +157,8 @@ class Aggregator:
             on_commit=lambda s: self._commit(s, dict(metrics), sample_count),
             on_abort=self._abort,
         )
-        if tensor_names and not self._slots.take(sink, self._round_open):
+        sink.holds_lane = direct
+        if tensor_names and not direct and not self._slots.take(sink, self._round_open):
             with self._cond:
                 state.in_flight.discard(key)
             raise Refused(RefusalCode.LATE, f"round {round_number} closed meanwhile")
@@ -178,6 +180,7 @@ class Aggregator:
                         break
                     assert self._round is not None
                     self._round.closing = True
+                    self._cond.notify_all()  # nothing waits for the lane of a closing round
                 self._close_round()
         finally:
             self._writer.wait()
@@ -272,9 +275,49 @@ class Aggregator:
             state = self._round
             return state is not None and state.number == round_number and not state.closing
 
+    def _round_of(self, sink: ResultSink) -> RoundState | None:
+        state = self._round
+        return state if state is not None and state.number == sink.round_number else None
+
+    @staticmethod
+    def _take_lane(
+        state: RoundState, function: AggregationFunction, collaborator: str, task_name: str
+    ) -> bool:
+        """Whether this result may stream in the task's direct lane (see `ResultSlots`)."""
+        if not function.folds_first_result or task_name in state.direct_lanes:
+            return False
+        if state.has_committed(task_name):
+            return False
+        state.direct_lanes[task_name] = collaborator
+        return True
+
+    def _await_lane(self, sink: ResultSink) -> None:
+        """A staged result commits after the result in its task's direct lane (committed or aborted):
+        committing first would turn the lane's remaining tensors into staged copies (and its direct
+        terms into extra sums), beyond the memory bound of the slots. It keeps its slot meanwhile."""
+        if sink.holds_lane:
+            return
+        with self._cond:
+            while not self._stopped:
+                state = self._round_of(sink)
+                holder = state.direct_lanes.get(sink.task) if state is not None else None
+                if state is None or state.closing or holder is None:
+                    return
+                self._cond.wait()
+
+    def _release(self, sink: ResultSink, state: RoundState | None) -> None:
+        """Give back the sink's slot or lane (call with the condition held)."""
+        self._slots.release(sink)
+        if sink.holds_lane:
+            sink.holds_lane = False
+            if state is not None and state.direct_lanes.get(sink.task) == sink.collaborator:
+                del state.direct_lanes[sink.task]
+                self._cond.notify_all()  # staged results of the task may commit now
+
     def _commit(self, sink: ResultSink, metrics: dict[str, float], sample_count: int) -> None:
         key = (sink.collaborator, sink.task)
         try:
+            self._await_lane(sink)
             with self._fold_lock:
                 with self._cond:
                     state = self._current(sink.round_number)
@@ -284,15 +327,16 @@ class Aggregator:
                     state.committed[key] = TaskOutcome(metrics, sample_count)
                     self._cond.notify_all()
         finally:
-            self._slots.release(sink)
+            with self._cond:
+                self._release(sink, self._round_of(sink))
         log.debug("round %d: %s of %s received", sink.round_number, sink.task, sink.collaborator)
 
     def _abort(self, sink: ResultSink, reason: str, refused: bool) -> None:
-        self._slots.release(sink)
         key = (sink.collaborator, sink.task)
         with self._cond:
-            state = self._round
-            if state is not None and state.number == sink.round_number:
+            state = self._round_of(sink)
+            self._release(sink, state)
+            if state is not None:
                 state.in_flight.discard(key)
                 if refused:
                     state.failed[key] = reason

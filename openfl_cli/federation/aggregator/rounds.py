@@ -28,6 +28,8 @@ class RoundState:
     committed: dict[TaskKey, TaskOutcome] = field(default_factory=dict)
     failed: dict[TaskKey, str] = field(default_factory=dict)  # refused results: not aggregated
     in_flight: set[TaskKey] = field(default_factory=set)
+    # task -> the collaborator whose result streams in the task's direct lane (see ResultSlots)
+    direct_lanes: dict[str, str] = field(default_factory=dict)
 
     def tasks_of(self, collaborator: str) -> tuple[str, ...]:
         return self.assignments.get(collaborator, ())
@@ -50,6 +52,9 @@ class RoundState:
             for name, tasks in self.assignments.items()
             if all(self.is_finished((name, task)) for task in tasks)
         }
+
+    def has_committed(self, task: str) -> bool:
+        return any(name == task for _, name in self.committed)
 
     def contributors(self) -> set[str]:
         """Collaborators with at least one result that counts."""

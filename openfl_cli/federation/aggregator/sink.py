@@ -76,6 +76,7 @@ class ResultSink:
         self._refused = False  # the result itself is bad (not the connection): do not ask for it again
         self._ended = False
         self.holds_slot = False  # the aggregator's bound on results in flight
+        self.holds_lane = False  # streams in its task's direct lane instead (no slot, no staged copy)
 
     def add(self, name: str, array: np.ndarray) -> None:
         if name not in self._pending:
@@ -85,7 +86,14 @@ class ResultSink:
         except Refused as refused:
             self._refuse(refused.code, refused.reason)
         try:
-            self.function.add(self.collaborator, name, array, self._weight, is_delta=self._is_delta)
+            self.function.add(
+                self.collaborator,
+                name,
+                array,
+                self._weight,
+                is_delta=self._is_delta,
+                may_fold=self.holds_lane or not self.function.folds_first_result,
+            )
         except ContributionError as exc:
             closed = "closed" in str(exc) or self.function.round_number != self.round_number
             if closed:
@@ -122,7 +130,14 @@ class ResultSink:
 
 class ResultSlots:
     """Bounds the results staged at once: aggregator memory is about the model, its accumulators and
-    this many results in flight, whatever the number of collaborators."""
+    this many results in flight, whatever the number of collaborators.
+
+    Beside the slots, a task whose aggregation function folds its first result directly
+    (`folds_first_result`) has one direct lane per round, open until a result of the task is committed:
+    the result in it lands in the running sum itself, so it streams concurrently at no memory cost.
+    Per tensor at most one in-flight result is folded directly, so the staged copies stay bounded
+    by the slots.
+    """
 
     def __init__(self, count: int) -> None:
         self._semaphore = threading.BoundedSemaphore(max(1, count))
