@@ -21,7 +21,6 @@ from openfl_cli.federation.runtime.common import (
     existing,
     load_plan,
     metric_callback,
-    tune_allocator,
     wire_task,
 )
 from openfl_cli.runners.base import OPT_PREFIX
@@ -136,8 +135,9 @@ def start_aggregator(
     reporter: AggregatorReporter | None = None,
 ) -> AggregatorRun:
     from openfl_cli.transport.server import AggregatorServer
+    from openfl_cli.utils.allocator import tune_for_aggregator
 
-    tune_allocator()
+    tune_for_aggregator()
     plan = load_plan(plan_path, cols_path, existing(data_path))
     network = plan.network_settings
     aggregator, outputs = build_aggregator(plan, reporter or ConsoleReporter())

@@ -85,9 +85,11 @@ def start_collaborator(
     data_config: str | Path = "plan/data.yaml",
 ) -> int:
     """Run collaborator `name` until the aggregator ends the experiment; return the rounds it worked."""
+    from openfl_cli.utils.allocator import tune_for_collaborator
     from openfl_cli.utils.names import check_collaborator_name
 
     check_collaborator_name(name)
+    tune_for_collaborator()  # every round allocates the same large buffers again
     plan = load_plan(plan_path, None, data_config)
     client = open_client(plan, name)
     try:

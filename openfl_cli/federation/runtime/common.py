@@ -70,27 +70,3 @@ def build_reference_runner(plan: Plan) -> TaskRunner:
 def existing(path: str | Path) -> str | None:
     """`path` if the file exists (optional cols/data files), else None."""
     return str(path) if Path(path).is_file() else None
-
-
-M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def tune_allocator() -> None:
-    """Keep the aggregator's freed tensor memory in one glibc arena.
-
-    glibc gives each thread that allocates its own arena and keeps freed blocks there; with one gRPC
-    thread per collaborator, each holding an upload's tensors, the resident size grew by about a model
-    per collaborator. One arena (M_ARENA_MAX = 1) lets a freed upload serve the next one. No-op off glibc.
-    """
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        if not libc.mallopt(M_ARENA_MAX, 1):
-            log.debug("mallopt(M_ARENA_MAX) refused")
-    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
-        return
