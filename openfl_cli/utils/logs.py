@@ -10,7 +10,9 @@ LEVELS = ("debug", "info", "warning", "error")
 
 def setup_logging(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    # milliseconds: a round's steps (download, train, upload) are often well under a second apart
+    line = "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(line, "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper()))
