@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +11,6 @@ from openfl_cli.transport.messages import TaskSpec
 if TYPE_CHECKING:
     from openfl_cli.plan import Plan
     from openfl_cli.runners.base import TaskRunner
-
-log = logging.getLogger(__name__)
 
 
 def load_plan(plan_path: str | Path, cols_path: str | Path | None, data_path: str | Path | None) -> Plan:
