@@ -35,16 +35,18 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
 MIB = 1024 * 1024
-AGGREGATOR_MMAP_THRESHOLD = 3 * MIB  # above a 2 MiB transport chunk and its framing
+DEFAULT_CHUNK_BYTES = 2 * MIB  # the transport's chunk payload (transport.limits.Limits.chunk_bytes)
 COLLABORATOR_MMAP_THRESHOLD = 32 * MIB  # glibc's largest allowed value on 64-bit systems
 COLLABORATOR_TRIM_THRESHOLD = 1024 * MIB  # free heap kept for the next round instead of returned
 
 _USER_SETTINGS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
-def tune_for_aggregator() -> bool:
-    """Bound the aggregator's resident memory by its live tensors; True when glibc took the settings."""
-    return _apply({M_ARENA_MAX: 1, M_MMAP_THRESHOLD: AGGREGATOR_MMAP_THRESHOLD})
+def tune_for_aggregator(chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> bool:
+    """Bound the aggregator's resident memory by its live tensors; True when glibc took the settings.
+    `chunk_bytes`: the payload of the chunks it sends and receives, which stay on the heap."""
+    # one MiB of room for the message framing and gRPC's own copy of a chunk
+    return _apply({M_ARENA_MAX: 1, M_MMAP_THRESHOLD: chunk_bytes + MIB})
 
 
 def tune_for_collaborator() -> bool:

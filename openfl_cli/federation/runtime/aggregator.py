@@ -134,10 +134,11 @@ def start_aggregator(
     data_path: str | Path = "plan/data.yaml",
     reporter: AggregatorReporter | None = None,
 ) -> AggregatorRun:
+    from openfl_cli.transport.limits import Limits
     from openfl_cli.transport.server import AggregatorServer
     from openfl_cli.utils.allocator import tune_for_aggregator
 
-    tune_for_aggregator()
+    tune_for_aggregator(Limits().chunk_bytes)
     plan = load_plan(plan_path, cols_path, existing(data_path))
     network = plan.network_settings
     aggregator, outputs = build_aggregator(plan, reporter or ConsoleReporter())
