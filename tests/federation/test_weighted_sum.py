@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from openfl_cli.federation.aggregation import WeightedAverage
 from openfl_cli.federation.aggregation.average import BLOCK
+from openfl_cli.utils import parallel
 
 RNG = np.random.default_rng(7)
 SIZE = 2 * BLOCK + 5  # spans several fold blocks and a partial one
@@ -48,3 +50,20 @@ def test_delta_and_zero_weight_contributions() -> None:
     fn.commit("a")
     expected = (XA.astype(np.float64) + GLOBAL["w"]).astype(np.float32)
     assert np.array_equal(fn.end_round()["w"], expected)
+
+
+def test_folds_and_division_split_over_threads_give_the_same_mean(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)  # split even on a one-core machine
+    size = 4 * BLOCK + 3  # two ranges, the second one with a partial block
+    global_value = RNG.standard_normal(size).astype(np.float32)
+    xa, xb, xc = (RNG.standard_normal(size).astype(np.float32) for _ in range(3))
+    fn = WeightedAverage()
+    fn.begin_round(0, {"w": global_value})
+    fn.add("a", "w", xa, 2, may_fold=False)  # staged: folded at commit, over both threads
+    fn.add("b", "w", xb, 3, may_fold=False)
+    fn.add("c", "w", xc - global_value, 5, is_delta=True, may_fold=False)
+    for name in ("a", "b", "c"):
+        fn.commit(name)
+    expected_c = (xc - global_value).astype(np.float64) + global_value
+    total = xa.astype(np.float64) * 2 + xb.astype(np.float64) * 3 + expected_c * 5
+    assert np.array_equal(fn.end_round()["w"], (total / 10).astype(np.float32))

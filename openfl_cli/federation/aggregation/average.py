@@ -16,6 +16,7 @@ import numpy as np
 
 from openfl_cli.federation.aggregation.base import TensorAccumulator
 from openfl_cli.federation.aggregation.function import AggregationFunction
+from openfl_cli.utils.parallel import for_ranges
 
 BLOCK = 1 << 16  # elements folded per step: 512 KiB of float64 scratch
 
@@ -89,23 +90,41 @@ class WeightedSumAccumulator(TensorAccumulator):
         if first:
             self._sum = self._buffers.take(self.name, array.size)
         assert self._sum is not None
-        self._fold(self._sum, array, weight, is_delta, first=first)
+        # the round may wait on this fold alone (its last result): use every core
+        self._fold(self._sum, array, weight, is_delta, first=first, parallel=True)
 
-    def _fold(self, total: np.ndarray, array: np.ndarray, weight: float, is_delta: bool, first: bool) -> None:
-        """total (flat float64) = [total +] weight * (array [+ global]), computed block by block."""
+    def _fold(
+        self,
+        total: np.ndarray,
+        array: np.ndarray,
+        weight: float,
+        is_delta: bool,
+        first: bool,
+        *,
+        parallel: bool = False,
+    ) -> None:
+        """total (flat float64) = [total +] weight * (array [+ global]), computed block by block;
+        `parallel` spreads the blocks over the cores (when nothing else runs)."""
         values = array.reshape(-1)
         base = self.global_value.reshape(-1) if is_delta else None
-        scratch = np.empty(min(BLOCK, values.size), dtype=np.float64)
-        for start in range(0, values.size, BLOCK):
-            stop = min(start + BLOCK, values.size)
-            term = total[start:stop] if first else scratch[: stop - start]
-            if base is None:
-                np.multiply(values[start:stop], weight, out=term, dtype=np.float64)
-            else:
-                np.add(values[start:stop], base[start:stop], out=term, dtype=np.float64)
-                np.multiply(term, weight, out=term)
-            if not first:
-                np.add(total[start:stop], term, out=total[start:stop])
+
+        def fold_range(begin: int, end: int) -> None:
+            scratch = np.empty(min(BLOCK, end - begin), dtype=np.float64)
+            for start in range(begin, end, BLOCK):
+                stop = min(start + BLOCK, end)
+                term = total[start:stop] if first else scratch[: stop - start]
+                if base is None:
+                    np.multiply(values[start:stop], weight, out=term, dtype=np.float64)
+                else:
+                    np.add(values[start:stop], base[start:stop], out=term, dtype=np.float64)
+                    np.multiply(term, weight, out=term)
+                if not first:
+                    np.add(total[start:stop], term, out=total[start:stop])
+
+        if parallel:
+            for_ranges(values.size, fold_range, align=BLOCK)
+        else:
+            fold_range(0, values.size)
 
     def _drop(self, contributor: str) -> None:
         if self._direct is not None and self._direct[0] == contributor:
@@ -115,9 +134,15 @@ class WeightedSumAccumulator(TensorAccumulator):
 
     def _result(self, weights: Mapping[str, float]) -> np.ndarray:
         assert self._sum is not None  # has positive committed weight
+        total, flat_sum = math.fsum(weights.values()), self._sum
         out = np.empty(self.global_value.shape, dtype=self.global_value.dtype)
-        # One pass: divided in float64, rounded once into the global dtype.
-        np.divide(self._sum, math.fsum(weights.values()), out=out.reshape(-1), casting="same_kind")
+        flat_out = out.reshape(-1)
+
+        def divide_range(start: int, stop: int) -> None:
+            # One pass: divided in float64, rounded once into the global dtype.
+            np.divide(flat_sum[start:stop], total, out=flat_out[start:stop], casting="same_kind")
+
+        for_ranges(flat_out.size, divide_range, align=BLOCK)
         return out
 
     def _release(self) -> None:
