@@ -201,7 +201,7 @@ class Assembler:
         self._scratch: np.ndarray | None = None
         self._index = 0
         self._filled = 0
-        self._buffer: memoryview | None = None
+        self._buffer: np.ndarray | None = None  # uint8, the tensor being filled
 
     def feed(self, frame: ChunkFrame) -> None:
         data = frame.data
@@ -215,12 +215,14 @@ class Assembler:
                 f" {self.total} announced"
             )
         self._complete_empty()
+        # a NumPy copy releases the GIL (a memoryview copy does not): other streams go on meanwhile
+        source = np.frombuffer(data, dtype=np.uint8)
         pos = 0
         while pos < data.nbytes:
             info = self.infos[self._index]
             buffer = self._buffer if self._buffer is not None else self._allocate(info)
             take = min(info.nbytes - self._filled, data.nbytes - pos)
-            buffer[self._filled : self._filled + take] = data[pos : pos + take]
+            np.copyto(buffer[self._filled : self._filled + take], source[pos : pos + take])
             self._filled += take
             pos += take
             if self._filled == info.nbytes:
@@ -238,15 +240,15 @@ class Assembler:
                 f" (tensor {pending!r} incomplete)"
             )
 
-    def _allocate(self, info: TensorInfo) -> memoryview:
+    def _allocate(self, info: TensorInfo) -> np.ndarray:
         try:
             if not self._reuse:
-                self._buffer = memoryview(np.empty(info.nbytes, dtype=np.uint8))
+                self._buffer = np.empty(info.nbytes, dtype=np.uint8)
             else:
                 if self._scratch is None or self._scratch.nbytes < info.nbytes:
                     self._scratch = None  # let the old one go before allocating the bigger one
                     self._scratch = np.empty(info.nbytes, dtype=np.uint8)
-                self._buffer = memoryview(self._scratch[: info.nbytes])
+                self._buffer = self._scratch[: info.nbytes]
         except MemoryError:
             raise StreamError(f"tensor {info.name!r}: cannot allocate {info.nbytes} bytes") from None
         return self._buffer
@@ -254,10 +256,10 @@ class Assembler:
     def _complete_empty(self) -> None:
         while self._index < len(self.infos) and self.infos[self._index].nbytes == 0:
             info = self.infos[self._index]
-            self._complete(info, memoryview(np.empty(0, dtype=np.uint8)))
+            self._complete(info, np.empty(0, dtype=np.uint8))
 
-    def _complete(self, info: TensorInfo, buffer: memoryview) -> None:
-        array = _decode(info, buffer)
+    def _complete(self, info: TensorInfo, buffer: np.ndarray) -> None:
+        array = _decode(info, memoryview(buffer))
         self._index += 1
         self._filled = 0
         self._buffer = None
