@@ -32,7 +32,19 @@ OTHER_PLAN = "b" * 96
 Opener = Callable[..., StateStore]
 
 
-@pytest.fixture(params=["memory", "sqlite", "sqlite-small-chunks"])
+class _ConnectionWithoutBlobs:
+    """A sqlite3 connection as Python 3.10 has it: no blob API (the store falls back to parameters)."""
+
+    def __init__(self, connection: object) -> None:
+        self._connection = connection
+
+    def __getattr__(self, name: str) -> object:
+        if name == "blobopen":
+            raise AttributeError(name)
+        return getattr(self._connection, name)
+
+
+@pytest.fixture(params=["memory", "sqlite", "sqlite-small-chunks", "sqlite-without-blob-api"])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Opens a store over the same backing storage each time it is called."""
     storage = MemoryStorage()
@@ -42,8 +54,10 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
         if request.param == "memory":
             store: StateStore = MemoryStateStore(plan_hash, storage=storage, **kwargs)  # type: ignore[arg-type]
         else:
-            chunk = 7 if request.param == "sqlite-small-chunks" else 1 << 20
+            chunk = 1 << 20 if request.param == "sqlite" else 7
             store = SqliteStateStore(tmp_path / "state" / "tensor.db", plan_hash, chunk_bytes=chunk, **kwargs)  # type: ignore[arg-type]
+            if request.param == "sqlite-without-blob-api":
+                store._db = _ConnectionWithoutBlobs(store._db)  # type: ignore[assignment]
         opened.append(store)
         return store
 
