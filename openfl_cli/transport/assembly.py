@@ -184,6 +184,8 @@ class Assembler:
 
     With `reuse_buffer`, one scratch buffer (as large as the largest tensor) serves every tensor, so the
     arrays given to `on_tensor` are only valid during the call (ResultSink.add folds them at once).
+    `destination(name)` may instead supply the array a raw tensor is received into (C-contiguous,
+    writable, of the announced size); that very array is then given to `on_tensor`.
     """
 
     def __init__(
@@ -192,6 +194,7 @@ class Assembler:
         on_tensor: Callable[[str, np.ndarray], None],
         *,
         reuse_buffer: bool = False,
+        destination: Callable[[str], np.ndarray | None] | None = None,
     ) -> None:
         self.infos = infos
         self.total = sum(info.nbytes for info in infos)
@@ -202,6 +205,8 @@ class Assembler:
         self._index = 0
         self._filled = 0
         self._buffer: np.ndarray | None = None  # uint8, the tensor being filled
+        self._destination = destination
+        self._target: np.ndarray | None = None  # the supplied array behind `_buffer`, if any
 
     def feed(self, frame: ChunkFrame) -> None:
         data = frame.data
@@ -241,6 +246,17 @@ class Assembler:
             )
 
     def _allocate(self, info: TensorInfo) -> np.ndarray:
+        if self._destination is not None and info.encoding == RAW:
+            target = self._destination(info.name)
+            if (
+                target is not None
+                and target.nbytes == info.nbytes
+                and target.flags.c_contiguous
+                and target.flags.writeable
+            ):
+                self._target = target
+                self._buffer = target.reshape(-1).view(np.uint8)
+                return self._buffer
         try:
             if not self._reuse:
                 self._buffer = np.empty(info.nbytes, dtype=np.uint8)
@@ -259,10 +275,10 @@ class Assembler:
             self._complete(info, np.empty(0, dtype=np.uint8))
 
     def _complete(self, info: TensorInfo, buffer: np.ndarray) -> None:
-        array = _decode(info, memoryview(buffer))
+        array = self._target if self._target is not None else _decode(info, memoryview(buffer))
         self._index += 1
         self._filled = 0
-        self._buffer = None
+        self._buffer = self._target = None
         self._on_tensor(info.name, array)
 
 

@@ -260,7 +260,7 @@ class _Servicer:
             header.sample_count,
             [info.name for info in infos],
         )
-        assembler = Assembler(infos, sink.add, reuse_buffer=True)
+        assembler = Assembler(infos, sink.add, reuse_buffer=True, destination=sink.destination)
         try:
             for frame in requests:
                 if isinstance(frame, Malformed):

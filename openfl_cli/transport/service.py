@@ -19,10 +19,15 @@ if TYPE_CHECKING:
 class ResultSink(Protocol):
     """Receives one task result tensor by tensor, as the stream delivers them."""
 
+    def destination(self, name: str) -> np.ndarray | None:
+        """An array (C-contiguous, writable, the tensor's dtype and shape) to receive the raw tensor
+        `name` into, which `add` then keeps without a copy; or None (the transport's own buffer)."""
+
     def add(self, name: str, array: np.ndarray) -> None:
         """Validate and fold one tensor. `array` may be a view over a transport buffer that is reused
-        after the call returns. Raises `Refused` (INVALID) for a wrong name, dtype, shape or non-finite
-        values; the result is then aborted by the caller."""
+        after the call returns, unless it is the array `destination` gave for `name`. Raises `Refused`
+        (INVALID) for a wrong name, dtype, shape or non-finite values; the result is then aborted by
+        the caller."""
 
     def commit(self) -> None:
         """All tensors arrived: the result counts. Raises `Refused` if tensors are missing."""

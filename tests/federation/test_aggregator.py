@@ -363,6 +363,31 @@ def test_a_staged_result_commits_after_the_lane(tmp_path: Path) -> None:
     np.testing.assert_allclose(functions["train"].end_round()["w"], np.full((3, 2), 5.0))  # (8 + 3*4) / 4
 
 
+def test_a_staged_result_is_received_into_its_staging_array(tmp_path: Path) -> None:
+    """The lane folds from the transport's buffer; a staged result is received into an array the
+    aggregation function keeps as is (no copy), and a NaN in it is still refused."""
+    aggregator, _ = make(tmp_path, ("one", "two", "three"), max_concurrent_results=1)
+    lane = aggregator.open_result("one", 0, "train", {}, 1, ["w"])
+    assert lane.destination("w") is None
+    staged = aggregator.open_result("two", 0, "train", {}, 3, ["w"])
+    target = staged.destination("w")
+    assert target is not None and target.shape == (3, 2) and target.dtype == np.float32
+    assert staged.destination("w") is None  # one array per announced tensor
+    target[...] = np.nan
+    with pytest.raises(Refused, match="NaN"):
+        staged.add("w", target)
+    staged.abort("refused")
+    third = aggregator.open_result("three", 0, "train", {}, 3, ["w"])
+    target = third.destination("w")
+    assert target is not None
+    target[...] = 4.0
+    third.add("w", target)
+    lane.add("w", np.full((3, 2), 8.0, np.float32))
+    lane.commit()
+    third.commit()
+    np.testing.assert_allclose(aggregator._functions["train"].end_round()["w"], np.full((3, 2), 5.0))
+
+
 def test_an_aborted_lane_opens_again(tmp_path: Path) -> None:
     aggregator, _ = make(tmp_path, ("one", "two", "three"), max_concurrent_results=1)
     first = aggregator.open_result("one", 0, "train", {}, 1, ["w"])

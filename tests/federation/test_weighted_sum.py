@@ -67,3 +67,42 @@ def test_folds_and_division_split_over_threads_give_the_same_mean(monkeypatch: p
     expected_c = (xc - global_value).astype(np.float64) + global_value
     total = xa.astype(np.float64) * 2 + xb.astype(np.float64) * 3 + expected_c * 5
     assert np.array_equal(fn.end_round()["w"], (total / 10).astype(np.float32))
+
+
+def test_staging_arrays_are_kept_without_copy_then_recycled_into_the_new_global_value() -> None:
+    fn = WeightedAverage()
+    fn.begin_round(0, GLOBAL)
+    fn.add("lane", "w", XA, 2)  # folded directly: needs no staging array
+    first = fn.staging_array("w")
+    assert first is not None and first.shape == GLOBAL["w"].shape and first.dtype == np.float32
+    first[...] = XB
+    fn.add("b", "w", first, 3, may_fold=False, owned=True)
+    first[...] = 0  # owned: kept as is, not copied (so the caller must not touch it; here: proof)
+    fn.commit("lane")
+    fn.commit("b")
+    second = fn.staging_array("w")  # the folded staging array is reused
+    assert second is first
+    second[...] = XB
+    fn.add("c", "w", second, 5, may_fold=False, owned=True)
+    fn.commit("c")
+    new_global = fn.end_round()["w"]
+    assert np.shares_memory(new_global, second)  # the spare became the new global value: no fresh pages
+    zeros = np.zeros_like(XB)
+    assert np.array_equal(new_global, _reference((XA, 2), (zeros, 3), (XB, 5)))
+
+
+def test_spares_do_not_outlive_their_round_and_refused_or_aborted_arrays_are_reused() -> None:
+    fn = WeightedAverage()
+    fn.begin_round(0, GLOBAL)
+    fn.add("lane", "w", XA, 2)
+    aborted = fn.staging_array("w")
+    assert aborted is not None
+    fn.add("b", "w", aborted, 3, may_fold=False, owned=True)
+    fn.remove("b")
+    assert fn.staging_array("w") is aborted  # the aborted result's array is free again
+    fn.commit("lane")
+    fn.end_round()
+    fn.begin_round(1, GLOBAL)
+    assert fn.staging_array("w") is not aborted  # nothing carried over: memory is per round
+    assert fn.staging_array("missing") is None
+    fn.end_round()

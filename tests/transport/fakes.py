@@ -36,6 +36,9 @@ class FakeSink:
         self.result = result
         self._names = names
 
+    def destination(self, name: str) -> np.ndarray | None:
+        return None
+
     def add(self, name: str, array: np.ndarray) -> None:
         reference = self._service.model[name]
         if array.dtype != reference.dtype or array.shape != reference.shape:

@@ -146,3 +146,47 @@ def test_result_must_match_the_model() -> None:
     wrong = _header(dtype="int32", shape=[6], raw_nbytes=24)
     with pytest.raises(StreamError, match="is int32 \\[6\\], the model has float32 \\[2, 3\\]"):
         check_against_model(tensor_infos([wrong], LIMITS, None), model)
+
+
+def test_supplied_destinations_receive_raw_tensors_and_are_handed_over_as_is() -> None:
+    tensors = {
+        "matrix": np.arange(30, dtype=np.float32).reshape(5, 6),
+        "odd": np.arange(7, dtype=np.float64),
+        "wrong_size": np.arange(4, dtype=np.int16),
+    }
+    supplied = {
+        "matrix": np.zeros((5, 6), np.float32),
+        "odd": np.zeros(7, np.float64)[::1],
+        "wrong_size": np.zeros(5, np.int16),  # not the announced size: ignored
+    }
+    headers, payloads = raw_entries(tensors)
+    infos = tensor_infos(headers, LIMITS, max_total=None)
+    out: dict[str, np.ndarray] = {}
+    assembler = Assembler(infos, out.__setitem__, reuse_buffer=True, destination=supplied.get)
+    for message in chunk_messages(payloads, 5):  # chunks cut elements apart
+        frame = decode_message(message, pb.ModelHeader)
+        assert isinstance(frame, ChunkFrame)
+        assembler.feed(frame)
+    assembler.finish()
+    assert out["matrix"] is supplied["matrix"] and out["odd"] is supplied["odd"]
+    assert out["wrong_size"] is not supplied["wrong_size"]
+    for name, value in tensors.items():
+        np.testing.assert_array_equal(out[name], value)
+
+
+def test_encoded_tensors_ignore_supplied_destinations() -> None:
+    value = np.linspace(-1, 1, 64, dtype=np.float32)
+    encoded = QuantizationPipeline(n_bits=8).encode(value)
+    infos = tensor_infos([encoded_header("w", encoded)], Limits(), max_total=None)
+    asked: list[str] = []
+
+    def destination(tensor: str) -> np.ndarray:
+        asked.append(tensor)
+        return np.zeros(64, np.float32)
+
+    out: dict[str, np.ndarray] = {}
+    assembler = Assembler(infos, out.__setitem__, destination=destination)
+    assembler.feed(ChunkFrame(0, memoryview(encoded.payload).cast("B")))
+    assembler.finish()
+    assert asked == []
+    np.testing.assert_allclose(out["w"], value, atol=0.01)

@@ -1,6 +1,8 @@
 """Weighted average (FedAvg): a running float64 sum, so memory is one float64 copy of the model
 (kept between rounds: fresh pages cost a fault per 4 KiB) plus the staged (in-flight, uncommitted)
-results; the first result of a round is not staged (see WeightedSumAccumulator).
+results; the first result of a round is not staged (see WeightedSumAccumulator). A staged result is
+received straight into its staging array (`staging_array`), and once folded, that array is reused by
+the next staged result or becomes the tensor's new global value: no page faults on the way.
 
 Terms are folded in place, block by block: a small float64 scratch stays in cache instead of a
 tensor-sized temporary per pass.
@@ -14,30 +16,33 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from openfl_cli.federation.aggregation.base import TensorAccumulator
+from openfl_cli.federation.aggregation.base import TensorAccumulator, is_float_tensor
 from openfl_cli.federation.aggregation.function import AggregationFunction
 from openfl_cli.utils.parallel import for_ranges
 
 BLOCK = 1 << 16  # elements folded per step: 512 KiB of float64 scratch
 
 
-class SumBuffers:
-    """Float64 sum buffers (flat, by tensor name) handed from one round's accumulators to the next."""
+class SpareArrays:
+    """At most one spare array per tensor name, handed from where it is freed to where the same shape
+    and dtype is needed next: fresh memory costs a page fault per 4 KiB, a spare costs nothing."""
 
     def __init__(self) -> None:
         self._spare: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def take(self, name: str, size: int) -> np.ndarray:
+    def take(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The spare of `name` if it fits, else a new (uninitialized) array."""
         with self._lock:
-            buffer = self._spare.pop(name, None)
-        if buffer is None or buffer.size != size:
-            buffer = np.empty(size, dtype=np.float64)
-        return buffer
+            spare = self._spare.pop(name, None)
+        if spare is not None and spare.shape == shape and spare.dtype == dtype:
+            return spare
+        return np.empty(shape, dtype=dtype)
 
-    def give(self, name: str, buffer: np.ndarray) -> None:
+    def give(self, name: str, array: np.ndarray) -> None:
+        """Keep `array` (no longer used by its giver) for the next `take` of `name`."""
         with self._lock:
-            self._spare[name] = buffer
+            self._spare.setdefault(name, array)
 
     def clear(self) -> None:
         with self._lock:
@@ -53,25 +58,40 @@ class WeightedSumAccumulator(TensorAccumulator):
     at commit.
     """
 
-    def __init__(self, name: str, global_value: np.ndarray, buffers: SumBuffers | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        global_value: np.ndarray,
+        sums: SpareArrays | None = None,
+        values: SpareArrays | None = None,
+    ) -> None:
         super().__init__(name, global_value)
         self._staged: dict[str, tuple[np.ndarray, bool] | None] = {}  # None: zero weight, nothing kept
         self._sum: np.ndarray | None = None  # flat float64 sum of the committed terms
         self._direct: tuple[str, np.ndarray] | None = None  # an uncommitted term, already weighted
-        self._buffers = buffers or SumBuffers()
+        self._sums = sums or SpareArrays()
+        self._values = values or SpareArrays()  # arrays shaped like the global value
 
     def _stage(
-        self, contributor: str, array: np.ndarray, weight: float, is_delta: bool, may_fold: bool
+        self,
+        contributor: str,
+        array: np.ndarray,
+        weight: float,
+        is_delta: bool,
+        may_fold: bool,
+        owned: bool,
     ) -> None:
         if weight == 0:
             self._staged[contributor] = None
+            self._recycle(array, owned)
         elif may_fold and self._sum is None and self._direct is None:
-            term = self._buffers.take(self.name, array.size)
+            term = self._take_sum()
             self._fold(term, array, weight, is_delta, first=True)
             self._direct = (contributor, term)
+            self._recycle(array, owned)
         else:
             # Keep the native dtype until commit: staging is the "results in flight" part of memory.
-            self._staged[contributor] = (np.array(array, copy=True), is_delta)
+            self._staged[contributor] = (array if owned else np.array(array, copy=True), is_delta)
 
     def _commit(self, contributor: str, weight: float) -> None:
         if self._direct is not None and self._direct[0] == contributor:
@@ -88,10 +108,19 @@ class WeightedSumAccumulator(TensorAccumulator):
         array, is_delta = staged
         first = self._sum is None
         if first:
-            self._sum = self._buffers.take(self.name, array.size)
+            self._sum = self._take_sum()
         assert self._sum is not None
         # the round may wait on this fold alone (its last result): use every core
         self._fold(self._sum, array, weight, is_delta, first=first, parallel=True)
+        self._recycle(array, owned=True)
+
+    def _take_sum(self) -> np.ndarray:
+        return self._sums.take(self.name, (self.global_value.size,), np.dtype(np.float64))
+
+    def _recycle(self, array: np.ndarray, owned: bool) -> None:
+        """An array this accumulator owns and no longer needs goes to the spares."""
+        if owned and array.shape == self.global_value.shape and array.dtype == self.global_value.dtype:
+            self._values.give(self.name, array)
 
     def _fold(
         self,
@@ -128,14 +157,16 @@ class WeightedSumAccumulator(TensorAccumulator):
 
     def _drop(self, contributor: str) -> None:
         if self._direct is not None and self._direct[0] == contributor:
-            self._buffers.give(self.name, self._direct[1])
+            self._sums.give(self.name, self._direct[1])
             self._direct = None
-        self._staged.pop(contributor, None)
+        staged = self._staged.pop(contributor, None)
+        if staged is not None:
+            self._recycle(staged[0], owned=True)
 
     def _result(self, weights: Mapping[str, float]) -> np.ndarray:
         assert self._sum is not None  # has positive committed weight
         total, flat_sum = math.fsum(weights.values()), self._sum
-        out = np.empty(self.global_value.shape, dtype=self.global_value.dtype)
+        out = self._values.take(self.name, self.global_value.shape, self.global_value.dtype)
         flat_out = out.reshape(-1)
 
         def divide_range(start: int, stop: int) -> None:
@@ -148,10 +179,10 @@ class WeightedSumAccumulator(TensorAccumulator):
     def _release(self) -> None:
         self._staged.clear()
         if self._direct is not None:
-            self._buffers.give(self.name, self._direct[1])
+            self._sums.give(self.name, self._direct[1])
             self._direct = None
         if self._sum is not None:
-            self._buffers.give(self.name, self._sum)
+            self._sums.give(self.name, self._sum)
             self._sum = None
 
 
@@ -162,11 +193,21 @@ class WeightedAverage(AggregationFunction):
 
     def __init__(self) -> None:
         super().__init__()
-        self._sum_buffers = SumBuffers()
+        self._sums = SpareArrays()  # kept between rounds
+        self._values = SpareArrays()  # within a round: staged arrays, then new global values
+
+    def staging_array(self, name: str) -> np.ndarray | None:
+        global_value = self._global_value(name)
+        if global_value is None or not is_float_tensor(global_value):
+            return None
+        return self._values.take(name, global_value.shape, global_value.dtype)
 
     def _float_accumulator(self, name: str, global_value: np.ndarray) -> TensorAccumulator:
-        return WeightedSumAccumulator(name, global_value, self._sum_buffers)
+        return WeightedSumAccumulator(name, global_value, self._sums, self._values)
+
+    def _release_round(self) -> None:
+        self._values.clear()  # spares not turned into global values do not outlive their round
 
     def close(self) -> None:
         super().close()
-        self._sum_buffers.clear()
+        self._sums.clear()

@@ -4,7 +4,8 @@ How the aggregator drives it, once per task and round:
 
     fn.begin_round(round_number, global_tensors)         # the model the collaborators received
     acc = fn.accumulator(name)                            # per tensor, as result tensors stream in
-    acc.add(collaborator, array, weight, is_delta=...)    # stage: copies `array` (buffers get reused)
+    acc.add(collaborator, array, weight, is_delta=...)    # stage: copies `array` (buffers get reused),
+                                                          # or keeps it (owned=True: from staging_array)
     fn.commit(collaborator)  /  fn.remove(collaborator)   # the whole result counts / is undone
     new_tensors = fn.end_round()                          # new global model, server state updated
 
@@ -67,9 +68,11 @@ class TensorAccumulator(ABC):
         *,
         is_delta: bool = False,
         may_fold: bool = True,
+        owned: bool = False,
     ) -> None:
-        """Stage one contribution; `array` is copied (it may view a transport buffer). `may_fold`
-        False keeps it out of a direct fold into the running aggregate (see `folds_first_result`)."""
+        """Stage one contribution; `array` is copied (it may view a transport buffer) unless `owned`
+        (it came from `AggregationFunction.staging_array` and is handed over). `may_fold` False keeps it
+        out of a direct fold into the running aggregate (see `folds_first_result`)."""
         weight = _check_weight(weight)
         self._check_array(array)
         with self._lock:
@@ -77,7 +80,7 @@ class TensorAccumulator(ABC):
                 raise ContributionError(f"tensor {self.name!r}: the round is closed")
             if contributor in self._entries:
                 raise ContributionError(f"tensor {self.name!r}: {contributor} already contributed this round")
-            self._stage(contributor, array, weight, is_delta, may_fold)
+            self._stage(contributor, array, weight, is_delta, may_fold, owned)
             self._entries[contributor] = _Entry(weight)
 
     def commit(self, contributor: str) -> None:
@@ -161,7 +164,13 @@ class TensorAccumulator(ABC):
 
     @abstractmethod
     def _stage(
-        self, contributor: str, array: np.ndarray, weight: float, is_delta: bool, may_fold: bool
+        self,
+        contributor: str,
+        array: np.ndarray,
+        weight: float,
+        is_delta: bool,
+        may_fold: bool,
+        owned: bool,
     ) -> None: ...
 
     @abstractmethod
@@ -188,7 +197,13 @@ class AgreementAccumulator(TensorAccumulator):
         self._values: dict[str, np.ndarray] = {}
 
     def _stage(
-        self, contributor: str, array: np.ndarray, weight: float, is_delta: bool, may_fold: bool
+        self,
+        contributor: str,
+        array: np.ndarray,
+        weight: float,
+        is_delta: bool,
+        may_fold: bool,
+        owned: bool,
     ) -> None:
         self._staged[contributor] = self._full_value(array, is_delta)
 

@@ -72,9 +72,23 @@ class AggregationFunction(ABC):
         *,
         is_delta: bool = False,
         may_fold: bool = True,
+        owned: bool = False,
     ) -> None:
         """Shortcut for `accumulator(name).add(...)`."""
-        self.accumulator(name).add(contributor, array, weight, is_delta=is_delta, may_fold=may_fold)
+        self.accumulator(name).add(
+            contributor, array, weight, is_delta=is_delta, may_fold=may_fold, owned=owned
+        )
+
+    def staging_array(self, name: str) -> np.ndarray | None:
+        """An array of tensor `name`'s dtype and shape that a result may be received into and then
+        added with `owned=True` (no copy), or None: the function copies what it keeps."""
+        return None
+
+    def _global_value(self, name: str) -> np.ndarray | None:
+        """The open round's global value of `name`, if any."""
+        with self._lock:
+            value = self._globals.get(name) if self._round is not None else None
+        return None if value is None else np.asarray(value)
 
     def commit(self, contributor: str) -> None:
         """Every tensor `contributor` staged this round counts."""

@@ -40,7 +40,13 @@ class StackedAccumulator(TensorAccumulator):
         self._row_count = 0
 
     def _stage(
-        self, contributor: str, array: np.ndarray, weight: float, is_delta: bool, may_fold: bool
+        self,
+        contributor: str,
+        array: np.ndarray,
+        weight: float,
+        is_delta: bool,
+        may_fold: bool,
+        owned: bool,
     ) -> None:
         value = self._full_value(array, is_delta) if is_delta else array
         with self._path.open("r+b") as handle:

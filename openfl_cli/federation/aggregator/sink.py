@@ -77,8 +77,20 @@ class ResultSink:
         self._ended = False
         self.holds_slot = False  # the aggregator's bound on results in flight
         self.holds_lane = False  # streams in its task's direct lane instead (no slot, no staged copy)
+        self._given: dict[str, np.ndarray] = {}  # staging arrays handed to the transport, by tensor
+
+    def destination(self, name: str) -> np.ndarray | None:
+        """A staged result is received straight into its staging array; the lane's tensors are folded
+        from the transport's (cache-warm, reused) buffer instead."""
+        if self.holds_lane or name not in self._pending or name in self._given:
+            return None
+        array = self.function.staging_array(name)
+        if array is not None:
+            self._given[name] = array
+        return array
 
     def add(self, name: str, array: np.ndarray) -> None:
+        owned = self._given.pop(name, None) is array
         if name not in self._pending:
             self._refuse(RefusalCode.INVALID, f"tensor {name!r} was not announced, or arrived twice")
         try:
@@ -93,6 +105,7 @@ class ResultSink:
                 self._weight,
                 is_delta=self._is_delta,
                 may_fold=self.holds_lane or not self.function.folds_first_result,
+                owned=owned,
             )
         except ContributionError as exc:
             closed = "closed" in str(exc) or self.function.round_number != self.round_number
