@@ -79,16 +79,31 @@ def test_staging_arrays_are_kept_without_copy_then_recycled_into_the_new_global_
     fn.add("b", "w", first, 3, may_fold=False, owned=True)
     first[...] = 0  # owned: kept as is, not copied (so the caller must not touch it; here: proof)
     fn.commit("lane")
-    fn.commit("b")
-    second = fn.staging_array("w")  # the folded staging array is reused
-    assert second is first
+    fn.commit("b")  # held back: the close, the next commit or the next staging array folds it
+    second = fn.staging_array("w")
+    assert second is first  # b folded now: its array serves the next result (no fresh memory)
     second[...] = XB
     fn.add("c", "w", second, 5, may_fold=False, owned=True)
     fn.commit("c")
     new_global = fn.end_round()["w"]
-    assert np.shares_memory(new_global, second)  # the spare became the new global value: no fresh pages
+    # the last committed array became the new global value: folded and divided in one pass, in place
+    assert np.shares_memory(new_global, second)
     zeros = np.zeros_like(XB)
     assert np.array_equal(new_global, _reference((XA, 2), (zeros, 3), (XB, 5)))
+
+
+def test_the_fused_last_fold_gives_the_bits_of_fold_then_divide() -> None:
+    fn = WeightedAverage()
+    fn.begin_round(0, GLOBAL)
+    fn.add("a", "w", XA, 7, may_fold=False)
+    fn.add("b", "w", XB - GLOBAL["w"], 3, is_delta=True, may_fold=False)
+    fn.commit("a")
+    fn.commit("b")  # deferred, then fused with the division
+    expected = (XA.astype(np.float64) * 7 + ((XB - GLOBAL["w"]).astype(np.float64) + GLOBAL["w"]) * 3) / 10
+    accumulator = fn.accumulator("w")
+    assert np.array_equal(accumulator.result(), expected.astype(np.float32))
+    with pytest.raises(RuntimeError, match="already taken"):
+        accumulator.result()  # the deferred array became the result: it cannot be taken twice
 
 
 def test_spares_do_not_outlive_their_round_and_refused_or_aborted_arrays_are_reused() -> None:

@@ -33,11 +33,14 @@ class SpareArrays:
 
     def take(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """The spare of `name` if it fits, else a new (uninitialized) array."""
+        spare = self.pop(name, shape, dtype)
+        return spare if spare is not None else np.empty(shape, dtype=dtype)
+
+    def pop(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+        """The spare of `name` if there is one and it fits."""
         with self._lock:
             spare = self._spare.pop(name, None)
-        if spare is not None and spare.shape == shape and spare.dtype == dtype:
-            return spare
-        return np.empty(shape, dtype=dtype)
+        return spare if spare is not None and spare.shape == shape and spare.dtype == dtype else None
 
     def give(self, name: str, array: np.ndarray) -> None:
         """Keep `array` (no longer used by its giver) for the next `take` of `name`."""
@@ -54,8 +57,10 @@ class WeightedSumAccumulator(TensorAccumulator):
 
     While nothing is committed, the first contribution goes straight into a float64 buffer as its
     weighted term (no staged copy, nothing left to do at commit); undoing it only drops that buffer,
-    so an aborted result leaves no trace. Later contributions are staged in their own dtype and folded
-    at commit.
+    so an aborted result leaves no trace. Later contributions are staged in their own dtype; once
+    committed, the latest one is held back until the next commit or staging array needs it, or until
+    the round closes, where its fold and the division are one pass over memory (the close is what the
+    next round waits for).
     """
 
     def __init__(
@@ -69,6 +74,10 @@ class WeightedSumAccumulator(TensorAccumulator):
         self._staged: dict[str, tuple[np.ndarray, bool] | None] = {}  # None: zero weight, nothing kept
         self._sum: np.ndarray | None = None  # flat float64 sum of the committed terms
         self._direct: tuple[str, np.ndarray] | None = None  # an uncommitted term, already weighted
+        # The latest committed staged result, not yet in the sum: folded when the next one commits, or
+        # fused with the division when the round closes (the close then waits on one pass, not two).
+        self._deferred: tuple[np.ndarray, float, bool] | None = None
+        self._taken = False  # the result was computed (it may have consumed the deferred array)
         self._sums = sums or SpareArrays()
         self._values = values or SpareArrays()  # arrays shaped like the global value
 
@@ -106,13 +115,32 @@ class WeightedSumAccumulator(TensorAccumulator):
         if staged is None:
             return
         array, is_delta = staged
-        first = self._sum is None
-        if first:
+        if self._sum is None:
             self._sum = self._take_sum()
-        assert self._sum is not None
-        # the round may wait on this fold alone (its last result): use every core
-        self._fold(self._sum, array, weight, is_delta, first=first, parallel=True)
-        self._recycle(array, owned=True)
+            # the round may wait on this fold alone (its last result): use every core
+            self._fold(self._sum, array, weight, is_delta, first=True, parallel=True)
+            self._recycle(array, owned=True)
+            return
+        self._fold_deferred()
+        self._deferred = (array, weight, is_delta)
+
+    def release_deferred(self) -> np.ndarray | None:
+        """Fold the held-back committed result now and hand its array over (for the next staged
+        result, so that it does not need fresh memory beside it); None if nothing is held back."""
+        with self._lock:
+            if self._closed or self._deferred is None or self._sum is None:
+                return None
+            array = self._deferred[0]
+            self._fold_deferred(recycle=False)
+            return array
+
+    def _fold_deferred(self, recycle: bool = True) -> None:
+        if self._deferred is not None and self._sum is not None:
+            array, weight, is_delta = self._deferred
+            self._deferred = None
+            self._fold(self._sum, array, weight, is_delta, first=False, parallel=True)
+            if recycle:
+                self._recycle(array, owned=True)
 
     def _take_sum(self) -> np.ndarray:
         return self._sums.take(self.name, (self.global_value.size,), np.dtype(np.float64))
@@ -164,8 +192,15 @@ class WeightedSumAccumulator(TensorAccumulator):
             self._recycle(staged[0], owned=True)
 
     def _result(self, weights: Mapping[str, float]) -> np.ndarray:
+        if self._taken:
+            raise RuntimeError(f"tensor {self.name!r}: the result of this round was already taken")
+        self._taken = True
         assert self._sum is not None  # has positive committed weight
         total, flat_sum = math.fsum(weights.values()), self._sum
+        if self._deferred is not None:
+            array, weight, is_delta = self._deferred
+            self._deferred = None
+            return self._fold_and_divide(array, weight, is_delta, total)
         out = self._values.take(self.name, self.global_value.shape, self.global_value.dtype)
         flat_out = out.reshape(-1)
 
@@ -176,8 +211,33 @@ class WeightedSumAccumulator(TensorAccumulator):
         for_ranges(flat_out.size, divide_range, align=BLOCK)
         return out
 
+    def _fold_and_divide(self, array: np.ndarray, weight: float, is_delta: bool, total: float) -> np.ndarray:
+        """(sum + weight * (array [+ global])) / total, written over `array` block by block: the same
+        operations in the same order as folding it in and dividing, so the same bits."""
+        assert self._sum is not None
+        flat_sum, values = self._sum, array.reshape(-1)
+        base = self.global_value.reshape(-1) if is_delta else None
+
+        def fused_range(begin: int, end: int) -> None:
+            scratch = np.empty(min(BLOCK, end - begin), dtype=np.float64)
+            for start in range(begin, end, BLOCK):
+                stop = min(start + BLOCK, end)
+                term = scratch[: stop - start]
+                if base is None:
+                    np.multiply(values[start:stop], weight, out=term, dtype=np.float64)
+                else:
+                    np.add(values[start:stop], base[start:stop], out=term, dtype=np.float64)
+                    np.multiply(term, weight, out=term)
+                np.add(flat_sum[start:stop], term, out=term)
+                np.divide(term, total, out=term)
+                np.copyto(values[start:stop], term, casting="same_kind")
+
+        for_ranges(values.size, fused_range, align=BLOCK)
+        return array
+
     def _release(self) -> None:
         self._staged.clear()
+        self._deferred = None
         if self._direct is not None:
             self._sums.give(self.name, self._direct[1])
             self._direct = None
@@ -200,7 +260,12 @@ class WeightedAverage(AggregationFunction):
         global_value = self._global_value(name)
         if global_value is None or not is_float_tensor(global_value):
             return None
-        return self._values.take(name, global_value.shape, global_value.dtype)
+        array = self._values.pop(name, global_value.shape, global_value.dtype)
+        if array is None:
+            accumulator = self._existing_accumulator(name)
+            if isinstance(accumulator, WeightedSumAccumulator):
+                array = accumulator.release_deferred()
+        return array if array is not None else np.empty(global_value.shape, dtype=global_value.dtype)
 
     def _float_accumulator(self, name: str, global_value: np.ndarray) -> TensorAccumulator:
         return WeightedSumAccumulator(name, global_value, self._sums, self._values)

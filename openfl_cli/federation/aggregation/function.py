@@ -84,6 +84,10 @@ class AggregationFunction(ABC):
         added with `owned=True` (no copy), or None: the function copies what it keeps."""
         return None
 
+    def _existing_accumulator(self, name: str) -> TensorAccumulator | None:
+        with self._lock:
+            return self._accumulators.get(name)
+
     def _global_value(self, name: str) -> np.ndarray | None:
         """The open round's global value of `name`, if any."""
         with self._lock:
