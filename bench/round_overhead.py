@@ -6,7 +6,7 @@ memory (VmHWM), and the floor: the time Python's `ssl` needs to move the same by
 download and upload) over loopback. Targets: 2 collaborators under 1.5 s and under 2.5x the floor;
 4 collaborators' aggregator peak under 4x the model size + 300 MB.
 
-    .venv/bin/python bench/round_overhead.py [--megabytes 100] [--rounds 6]
+    .venv/bin/python bench/round_overhead.py [--megabytes 100] [--rounds 8]
 
 The figures are medians: of the rounds after the first, and of FLOOR_TRIES floor measurements.
 """
@@ -148,7 +148,7 @@ def _vm_hwm(pid: int) -> int:
 # -- the floor: Python's ssl moving the same bytes ----------------------------------------------------------
 
 CHUNK = 2 * 1024 * 1024
-FLOOR_TRIES = 3
+FLOOR_TRIES = 5
 
 
 def _serve_tls(listener: socket.socket, context: ssl.SSLContext, count: int, nbytes: int) -> None:
@@ -236,7 +236,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--megabytes", type=float, default=100.0)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args()
     model_bytes = int(args.megabytes * MB)
     with tempfile.TemporaryDirectory(prefix="fx-bench-") as folder:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # f(node, task, metric, round, value), as on the aggregator
 MetricCallback = Callable[[str, str, str, int, float], object]
 TRAINING_FUNCTIONS = ("train_task", "train", "train_batches", "train_epoch")
+# Tasks that leave the runner's weights as they found them (they only evaluate).
+VALIDATION_FUNCTIONS = ("validate_task", "validate")
 
 
 class AggregatorLink(Protocol):
@@ -92,6 +94,9 @@ class Collaborator:
         self.rounds_worked: set[int] = set()
         self._round: _Round | None = None
         self._refused: set[tuple[int, str]] = set()
+        # The tensors the runner's weights equal right now, if known: loading them again is skipped
+        # (a validation, then training on the same global model; the local validation of the result).
+        self._runner_holds: Mapping[str, np.ndarray] | None = None
 
     def run(self) -> int:
         """Work until the aggregator says the experiment is over; return the number of rounds worked."""
@@ -175,17 +180,16 @@ class Collaborator:
         self.progress.line(f"{label}: {metrics} ({result.sample_count} samples), {seconds:.2f} s{sent}")
 
     def _execute(self, state: _Round, task: TaskSpec) -> TaskResult:
-        runner = self.runner
         if is_training(task.function):
-            runner.rebuild_model(state.global_model, self.opt_treatment)
+            self._load(state.global_model, validation=False)
         elif task.kwargs.get("apply") == "local":
             if state.local_model is None:
                 self._train_again(state)
             assert state.local_model is not None
-            runner.rebuild_model(state.local_model, self.opt_treatment, validation=True)
+            self._load(state.local_model, validation=True)
         else:
-            runner.rebuild_model(state.global_model, self.opt_treatment, validation=True)
-        result = self._call(task, state.number)
+            self._load(state.global_model, validation=True)
+        result = self._run(task, state.number)
         if result.tensors:
             state.local_model = result.tensors
         return result
@@ -198,8 +202,25 @@ class Collaborator:
         log.info(
             "round %d: no locally trained model (restarted?): training again to validate it", state.number + 1
         )
-        self.runner.rebuild_model(state.global_model, self.opt_treatment)
-        state.local_model = self._call(self.training_task, state.number).tensors
+        self._load(state.global_model, validation=False)
+        state.local_model = self._run(self.training_task, state.number).tensors
+
+    def _load(self, tensors: Mapping[str, np.ndarray], *, validation: bool) -> None:
+        loaded = self._runner_holds is tensors
+        self._runner_holds = None  # unknown until the load succeeds
+        self.runner.rebuild_model(tensors, self.opt_treatment, validation=validation, weights_loaded=loaded)
+        self._runner_holds = tensors
+
+    def _run(self, task: TaskSpec, round_number: int) -> TaskResult:
+        """Call the task, keeping track of what the runner's weights are afterwards."""
+        held, self._runner_holds = self._runner_holds, None  # unknown while it runs (it may fail)
+        result = self._call(task, round_number)
+        if is_training(task.function):
+            # a training task returns the weights it trained, which the runner now holds
+            self._runner_holds = result.tensors or None
+        elif task.function in VALIDATION_FUNCTIONS:
+            self._runner_holds = held
+        return result
 
     def _call(self, task: TaskSpec, round_number: int) -> TaskResult:
         function = getattr(self.runner, task.function, None)

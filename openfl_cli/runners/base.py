@@ -77,20 +77,27 @@ class TaskRunner(ABC):
 
     # --- plumbing the collaborator calls ---------------------------------------------------------
     def rebuild_model(
-        self, tensors: Mapping[str, np.ndarray], opt_treatment: str = "RESET", validation: bool = False
+        self,
+        tensors: Mapping[str, np.ndarray],
+        opt_treatment: str = "RESET",
+        validation: bool = False,
+        *,
+        weights_loaded: bool = False,
     ) -> None:
         """Load `tensors` (global or local) applying the plan's optimizer treatment.
 
         RESET clears the optimizer state; CONTINUE_LOCAL keeps this runner's own state; CONTINUE_GLOBAL
         also loads the optimizer tensors found in `tensors` (none exist before the first aggregation).
-        Validation never touches the optimizer.
+        Validation never touches the optimizer. `weights_loaded`: the runner holds exactly these weights
+        already (the collaborator knows), so only the optimizer treatment is applied.
         """
         if opt_treatment not in OPT_TREATMENTS:
             raise ValueError(f"opt_treatment must be one of {OPT_TREATMENTS}, got {opt_treatment!r}")
         if opt_treatment == "RESET" and not validation:
             self.reset_opt_vars()
         with_opt = opt_treatment == "CONTINUE_GLOBAL" and not validation
-        self.set_tensor_dict(tensors, with_opt_vars=with_opt)
+        if with_opt or not weights_loaded:
+            self.set_tensor_dict(tensors, with_opt_vars=with_opt)
 
     def train_task(
         self,

@@ -40,6 +40,7 @@ class FakeRunner(TaskRunner):
         self.w = np.zeros(4, np.float32)
         self.slot = np.zeros(4, np.float32)
         self.resets = 0
+        self.loads: list[bool] = []  # one entry per set_tensor_dict: with optimizer tensors?
 
     def get_tensor_dict(self, with_opt_vars: bool = False) -> dict[str, np.ndarray]:
         tensors = {"w": self.w.copy()}
@@ -48,6 +49,7 @@ class FakeRunner(TaskRunner):
         return tensors
 
     def set_tensor_dict(self, tensors: Mapping[str, np.ndarray], with_opt_vars: bool = False) -> None:
+        self.loads.append(with_opt_vars)
         self.w = np.array(tensors["w"], copy=True)
         if with_opt_vars and OPT_PREFIX + "w" in tensors:
             self.slot = np.array(tensors[OPT_PREFIX + "w"], copy=True)
@@ -133,6 +135,44 @@ def test_runs_every_task_on_the_right_weights() -> None:
     assert tensors["w"].tolist() == [11.0] * 4
     assert runner.resets >= 2
     assert collaborator.rounds_worked == {0, 1}
+
+
+def test_weights_the_runner_already_holds_are_not_loaded_again() -> None:
+    """Validation leaves the global weights in place for training, and training leaves its result in
+    place for the local validation: one load per round, the optimizer still reset for training."""
+    link, runner, _ = run(rounds(0, 1))
+    assert runner.loads == [False, False]
+    assert runner.resets == 2
+    metrics = {(r, task): m for r, task, m, _, _ in link.sent}
+    assert metrics[(1, "aggregated_model_validation")] == {"acc": 20.0}
+    assert metrics[(1, "locally_tuned_model_validation")] == {"acc": 21.0}
+
+
+def test_continue_global_loads_the_optimizer_tensors_even_over_held_weights() -> None:
+    _link, runner, _ = run(rounds(0), opt_treatment="CONTINUE_GLOBAL")
+    assert runner.loads == [False, True]  # validation: weights only; training: with optimizer state
+
+
+def test_after_a_failed_task_the_weights_are_loaded_again() -> None:
+    class FailingOnce(FakeRunner):
+        failed = False
+
+        def validate_pass(self, round_number: int, **kwargs: Any) -> dict[str, float]:
+            if not self.failed:
+                self.failed = True
+                self.w = self.w * 0  # a half-done task may leave anything behind
+                raise RuntimeError("flaky")
+            return super().validate_pass(round_number, **kwargs)
+
+    runner = FailingOnce()
+    link = FakeLink(rounds(0))
+    collaborator = Collaborator("one", runner, link, training_task=TRAIN, retry_interval=0.01)
+    with pytest.raises(FxError, match="flaky"):
+        collaborator.run()
+    link.script = rounds(0)
+    collaborator.run()
+    train = next(tensors for _, task, _, _, tensors in link.sent if task == "train")
+    assert train["w"].tolist() == [11.0] * 4  # trained on the reloaded global model, not on zeros
 
 
 def test_continue_local_keeps_optimizer_state() -> None:
