@@ -139,6 +139,32 @@ def test_full_experiment_weighted_by_samples(tmp_path: Path, running: list[threa
     np.testing.assert_allclose(load_snapshot(tmp_path / "best.pbuf").tensors["w"], np.full((3, 2), 2.0))
 
 
+def test_a_task_is_aggregated_as_soon_as_its_results_are_final(
+    tmp_path: Path, running: list[threading.Thread]
+) -> None:
+    """Training is averaged while the round still waits for the local validations; the close uses it."""
+    aggregator, _ = make(tmp_path, rounds=1)
+    start(aggregator, running)
+    for name, value, count in (("one", 1.0, 30), ("two", 5.0, 10)):
+        send(aggregator, name, 0, "aggregated_model_validation", metrics={"acc": 0.5})
+        trained = {"w": np.full((3, 2), value, np.float32), "steps": np.array([1], np.int64)}
+        send(aggregator, name, 0, "train", metrics={"loss": value}, count=count, tensors=trained)
+    state = aggregator._round
+    assert state is not None
+    deadline = time.monotonic() + 5
+    while "train" not in state.aggregated:
+        assert time.monotonic() < deadline, "train was not aggregated ahead of the close"
+        time.sleep(0.005)
+    assert "aggregated_model_validation" in state.aggregated
+    assert "locally_tuned_model_validation" not in state.aggregated  # still waiting for both
+    np.testing.assert_allclose(state.aggregated["train"]["w"], np.full((3, 2), 2.0))
+    for name in ("one", "two"):
+        send(aggregator, name, 0, "locally_tuned_model_validation", metrics={"acc": 0.5})
+    running[0].join(5)
+    assert aggregator.finished
+    np.testing.assert_allclose(load_snapshot(tmp_path / "last.pbuf").tensors["w"], np.full((3, 2), 2.0))
+
+
 def test_long_poll_is_answered_as_soon_as_the_round_opens(
     tmp_path: Path, running: list[threading.Thread]
 ) -> None:

@@ -22,12 +22,17 @@ log = logging.getLogger(__name__)
 
 
 def aggregate(
-    functions: Mapping[str, AggregationFunction], start_model: Mapping[str, np.ndarray]
+    functions: Mapping[str, AggregationFunction],
+    start_model: Mapping[str, np.ndarray],
+    aggregated: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """End the round of every task's function; tensors a task aggregated replace the global ones."""
+    """End the round of every task's function (or take what `aggregated` holds for a task whose round
+    already ended); tensors a task aggregated replace the global ones."""
+    aggregated = aggregated or {}
     new_model = dict(start_model)
-    for function in functions.values():
-        for name, value in function.end_round().items():
+    for task, function in functions.items():
+        values = aggregated[task] if task in aggregated else function.end_round()
+        for name, value in values.items():
             if value is not start_model.get(name):
                 new_model[name] = value
     return new_model

@@ -5,7 +5,8 @@
 One `threading.Condition` guards the state. Long polls (`get_tasks`) wait on it and are answered the
 moment a round opens; `run()` waits on it with the straggler policy's next deadline as timeout and
 closes rounds. Results fold into the tasks' aggregation functions as they stream in (`ResultSink`);
-a commit and the closing of a round exclude each other through `_fold_lock`.
+a commit and the closing of a round exclude each other through `_fold_lock`. A task whose results are
+all in is aggregated by `run()` right away, while the round waits for its other tasks.
 """
 
 from __future__ import annotations
@@ -170,18 +171,26 @@ class Aggregator:
         """Close rounds until the last one is done, then give collaborators time to hear QUIT."""
         try:
             while True:
+                final_task: str | None = None
                 with self._cond:
                     while not (self._finished or self._stopped) and not self._closable():
+                        final_task = self._final_task()
+                        if final_task is not None:
+                            break
                         self._cond.wait(self._wait_timeout())
                         self._report_wait()
-                    if self._stopped:
-                        return
-                    if self._finished:
-                        break
-                    assert self._round is not None
-                    self._round.closing = True
-                    self._cond.notify_all()  # nothing waits for the lane of a closing round
-                self._close_round()
+                    if final_task is None:
+                        if self._stopped:
+                            return
+                        if self._finished:
+                            break
+                        assert self._round is not None
+                        self._round.closing = True
+                        self._cond.notify_all()  # nothing waits for the lane of a closing round
+                if final_task is not None:
+                    self._aggregate_early(final_task)
+                else:
+                    self._close_round()
         finally:
             self._writer.wait()
         self._await_quit()
@@ -241,6 +250,27 @@ class Aggregator:
             len(assignments),
         )
         self._cond.notify_all()
+
+    def _final_task(self) -> str | None:
+        """A task whose results are final but not yet aggregated (call with the condition held)."""
+        state = self._round
+        if state is None:
+            return None
+        for task in self._functions:
+            if task not in state.aggregated and state.is_task_final(task):
+                return task
+        return None
+
+    def _aggregate_early(self, task: str) -> None:
+        """Aggregate a task whose results are final while the round waits for its other tasks (the
+        collaborators' local validation, typically): the close then has that much less to do. Only
+        this thread closes rounds, so the round is still open; no result of `task` can come in."""
+        state = self._round
+        assert state is not None
+        values = self._functions[task].end_round()
+        with self._cond:
+            state.aggregated[task] = values
+        log.debug("round %d: %s aggregated ahead of the close", state.number + 1, task)
 
     def _closable(self) -> bool:
         state = self._round
@@ -355,7 +385,7 @@ class Aggregator:
         assert state is not None
         with self._fold_lock:  # waits for a commit in progress; later ones see `closing`
             start_model = self._model
-            new_model = aggregate(self._functions, start_model)
+            new_model = aggregate(self._functions, start_model, state.aggregated)
         self._writer.wait()  # the previous round is recorded before this one (and its error surfaces)
         with self._cond:
             record = round_record(state, self._outputs, start_model, new_model, self._functions)

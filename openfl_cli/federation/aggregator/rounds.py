@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from openfl_cli.federation.metrics.record import MetricRecord
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TaskKey = tuple[str, str]  # (collaborator, task)
 
@@ -30,6 +34,9 @@ class RoundState:
     in_flight: set[TaskKey] = field(default_factory=set)
     # task -> the collaborator whose result streams in the task's direct lane (see ResultSlots)
     direct_lanes: dict[str, str] = field(default_factory=dict)
+    # task -> its new tensor values, computed as soon as the task's results were final (see
+    # `is_task_final`), while the round still waited for other tasks
+    aggregated: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def tasks_of(self, collaborator: str) -> tuple[str, ...]:
         return self.assignments.get(collaborator, ())
@@ -52,6 +59,13 @@ class RoundState:
             for name, tasks in self.assignments.items()
             if all(self.is_finished((name, task)) for task in tasks)
         }
+
+    def is_task_final(self, task: str) -> bool:
+        """Every collaborator assigned `task` this round has its result received or refused: nothing
+        more can change the task's aggregate."""
+        return all(
+            self.is_finished((name, task)) for name, tasks in self.assignments.items() if task in tasks
+        )
 
     def has_committed(self, task: str) -> bool:
         return any(name == task for _, name in self.committed)
