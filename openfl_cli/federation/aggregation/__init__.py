@@ -3,6 +3,7 @@
 from openfl_cli.federation.aggregation.average import WeightedAverage, WeightedSumAccumulator
 from openfl_cli.federation.aggregation.base import (
     AgreementAccumulator,
+    Contribution,
     ContributionError,
     TensorAccumulator,
     is_float_tensor,
@@ -15,6 +16,7 @@ from openfl_cli.federation.aggregation.server_opt import FedAdam, FedAvgM
 __all__ = [
     "AggregationFunction",
     "AgreementAccumulator",
+    "Contribution",
     "ContributionError",
     "FedAdam",
     "FedAvgM",

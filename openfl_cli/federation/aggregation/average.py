@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from openfl_cli.federation.aggregation.base import TensorAccumulator, is_float_tensor
+from openfl_cli.federation.aggregation.base import Contribution, TensorAccumulator, is_float_tensor
 from openfl_cli.federation.aggregation.function import AggregationFunction
 from openfl_cli.utils.parallel import for_ranges
 
@@ -81,19 +81,13 @@ class WeightedSumAccumulator(TensorAccumulator):
         self._sums = sums or SpareArrays()
         self._values = values or SpareArrays()  # arrays shaped like the global value
 
-    def _stage(
-        self,
-        contributor: str,
-        array: np.ndarray,
-        weight: float,
-        is_delta: bool,
-        may_fold: bool,
-        owned: bool,
-    ) -> None:
+    def _stage(self, contribution: Contribution) -> None:
+        contributor, array, weight = contribution.contributor, contribution.array, contribution.weight
+        is_delta, owned = contribution.is_delta, contribution.owned
         if weight == 0:
             self._staged[contributor] = None
             self._recycle(array, owned)
-        elif may_fold and self._sum is None and self._direct is None:
+        elif contribution.may_fold and self._sum is None and self._direct is None:
             term = self._take_sum()
             self._fold(term, array, weight, is_delta, first=True)
             self._direct = (contributor, term)

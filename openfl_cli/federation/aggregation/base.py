@@ -44,6 +44,18 @@ def is_float_tensor(array: np.ndarray) -> bool:
     return array.dtype.kind == "f"
 
 
+@dataclass(frozen=True)
+class Contribution:
+    """One collaborator's value of one tensor, as `TensorAccumulator.add` received it."""
+
+    contributor: str
+    array: np.ndarray
+    weight: float
+    is_delta: bool = False
+    may_fold: bool = True  # False: stage it, never fold it straight into the running aggregate
+    owned: bool = False  # True: the accumulator may keep `array` itself (from `staging_array`)
+
+
 @dataclass
 class _Entry:
     weight: float
@@ -80,7 +92,7 @@ class TensorAccumulator(ABC):
                 raise ContributionError(f"tensor {self.name!r}: the round is closed")
             if contributor in self._entries:
                 raise ContributionError(f"tensor {self.name!r}: {contributor} already contributed this round")
-            self._stage(contributor, array, weight, is_delta, may_fold, owned)
+            self._stage(Contribution(contributor, array, weight, is_delta, may_fold, owned))
             self._entries[contributor] = _Entry(weight)
 
     def commit(self, contributor: str) -> None:
@@ -163,15 +175,8 @@ class TensorAccumulator(ABC):
         return np.array(array, dtype=dtype, copy=True)
 
     @abstractmethod
-    def _stage(
-        self,
-        contributor: str,
-        array: np.ndarray,
-        weight: float,
-        is_delta: bool,
-        may_fold: bool,
-        owned: bool,
-    ) -> None: ...
+    def _stage(self, contribution: Contribution) -> None:
+        """Keep what `commit` needs of `contribution` (weight checked, array checked, not yet seen)."""
 
     @abstractmethod
     def _commit(self, contributor: str, weight: float) -> None: ...
@@ -196,16 +201,8 @@ class AgreementAccumulator(TensorAccumulator):
         self._digest_of: dict[str, str] = {}
         self._values: dict[str, np.ndarray] = {}
 
-    def _stage(
-        self,
-        contributor: str,
-        array: np.ndarray,
-        weight: float,
-        is_delta: bool,
-        may_fold: bool,
-        owned: bool,
-    ) -> None:
-        self._staged[contributor] = self._full_value(array, is_delta)
+    def _stage(self, contribution: Contribution) -> None:
+        self._staged[contribution.contributor] = self._full_value(contribution.array, contribution.is_delta)
 
     def _commit(self, contributor: str, weight: float) -> None:
         value = self._staged.pop(contributor)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openfl_cli.federation.aggregation.base import TensorAccumulator
+from openfl_cli.federation.aggregation.base import Contribution, TensorAccumulator
 from openfl_cli.federation.aggregation.function import AggregationFunction
 from openfl_cli.tensors.codec import array_bytes
 
@@ -39,20 +39,13 @@ class StackedAccumulator(TensorAccumulator):
         self._rows: dict[str, int] = {}
         self._row_count = 0
 
-    def _stage(
-        self,
-        contributor: str,
-        array: np.ndarray,
-        weight: float,
-        is_delta: bool,
-        may_fold: bool,
-        owned: bool,
-    ) -> None:
-        value = self._full_value(array, is_delta) if is_delta else array
+    def _stage(self, contribution: Contribution) -> None:
+        array = contribution.array
+        value = self._full_value(array, contribution.is_delta) if contribution.is_delta else array
         with self._path.open("r+b") as handle:
             handle.seek(self._row_count * self._size * self.global_value.dtype.itemsize)
             handle.write(array_bytes(value))
-        self._rows[contributor] = self._row_count
+        self._rows[contribution.contributor] = self._row_count
         self._row_count += 1
 
     def _commit(self, contributor: str, weight: float) -> None:
