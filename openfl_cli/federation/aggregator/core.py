@@ -273,7 +273,11 @@ class Aggregator:
         assert state is not None
         values = self._functions[task].end_round()
         with self._cond:
-            state.aggregated[task] = values
+            # only what changed: unchanged tensors are the global arrays, which this round's record
+            # must not keep alive (see `_recycle_model`)
+            state.aggregated[task] = {
+                name: value for name, value in values.items() if value is not self._model.get(name)
+            }
         log.debug("round %d: %s aggregated ahead of the close", state.number + 1, task)
 
     def _closable(self) -> bool:
