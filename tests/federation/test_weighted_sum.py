@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openfl_cli.federation.aggregation import WeightedAverage
+from openfl_cli.federation.aggregation import ContributionError, WeightedAverage
 from openfl_cli.federation.aggregation.average import BLOCK
 from openfl_cli.utils import parallel
 
@@ -121,3 +121,17 @@ def test_spares_do_not_outlive_their_round_and_refused_or_aborted_arrays_are_reu
     assert fn.staging_array("w") is not aborted  # nothing carried over: memory is per round
     assert fn.staging_array("missing") is None
     fn.end_round()
+
+
+def test_a_late_result_never_lands_in_or_undoes_the_next_round() -> None:
+    fn = WeightedAverage()
+    fn.begin_round(0, GLOBAL)
+    fn.end_round()
+    fn.begin_round(1, GLOBAL)
+    with pytest.raises(ContributionError, match="round 0 is closed"):
+        fn.add("a", "w", XB, 1, round_number=0)  # still streaming its round-0 result
+    assert fn.staging_array("w", round_number=0) is None
+    fn.add("a", "w", XA, 2, round_number=1)  # its round-1 result (restarted meanwhile)
+    fn.remove("a", round_number=0)  # the round-0 stream is aborted at last
+    fn.commit("a")
+    assert np.array_equal(fn.end_round()["w"], _reference((XA, 2)))

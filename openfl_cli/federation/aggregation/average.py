@@ -251,8 +251,8 @@ class WeightedAverage(AggregationFunction):
         self._sums = SpareArrays()  # kept between rounds
         self._values = SpareArrays()  # within a round: staged arrays, then new global values
 
-    def staging_array(self, name: str) -> np.ndarray | None:
-        global_value = self._global_value(name)
+    def staging_array(self, name: str, round_number: int | None = None) -> np.ndarray | None:
+        global_value = self._global_value(name, round_number)
         if global_value is None or not is_float_tensor(global_value):
             return None
         array = self._values.pop(name, global_value.shape, global_value.dtype)

@@ -46,11 +46,14 @@ class AggregationFunction(ABC):
         self._round = round_number
         self._globals = global_tensors
 
-    def accumulator(self, name: str) -> TensorAccumulator:
-        """The accumulator of tensor `name` this round (created on first use)."""
+    def accumulator(self, name: str, round_number: int | None = None) -> TensorAccumulator:
+        """The accumulator of tensor `name` this round (created on first use); with `round_number`,
+        ContributionError unless that round is the open one (a late result never lands in the next)."""
         with self._lock:
             if self._round is None:
                 raise RuntimeError("no round is open: call begin_round first")
+            if round_number is not None and round_number != self._round:
+                raise ContributionError(f"tensor {name!r}: round {round_number} is closed")
             acc = self._accumulators.get(name)
             if acc is None:
                 if name not in self._globals:
@@ -73,15 +76,16 @@ class AggregationFunction(ABC):
         is_delta: bool = False,
         may_fold: bool = True,
         owned: bool = False,
+        round_number: int | None = None,
     ) -> None:
-        """Shortcut for `accumulator(name).add(...)`."""
-        self.accumulator(name).add(
+        """Shortcut for `accumulator(name, round_number).add(...)`."""
+        self.accumulator(name, round_number).add(
             contributor, array, weight, is_delta=is_delta, may_fold=may_fold, owned=owned
         )
 
-    def staging_array(self, name: str) -> np.ndarray | None:
-        """An array of tensor `name`'s dtype and shape that a result may be received into and then
-        added with `owned=True` (no copy), or None: the function copies what it keeps."""
+    def staging_array(self, name: str, round_number: int | None = None) -> np.ndarray | None:
+        """An array of tensor `name`'s dtype and shape that a result of the open round may be received
+        into and then added with `owned=True` (no copy), or None: the function copies what it keeps."""
         return None
 
     def offer_spare(self, name: str, array: np.ndarray) -> bool:
@@ -93,10 +97,11 @@ class AggregationFunction(ABC):
         with self._lock:
             return self._accumulators.get(name)
 
-    def _global_value(self, name: str) -> np.ndarray | None:
-        """The open round's global value of `name`, if any."""
+    def _global_value(self, name: str, round_number: int | None = None) -> np.ndarray | None:
+        """The open round's global value of `name`, if any (and if `round_number` is that round)."""
         with self._lock:
-            value = self._globals.get(name) if self._round is not None else None
+            is_open = self._round is not None and round_number in (None, self._round)
+            value = self._globals.get(name) if is_open else None
         return None if value is None else np.asarray(value)
 
     def commit(self, contributor: str) -> None:
@@ -104,9 +109,14 @@ class AggregationFunction(ABC):
         for acc in self._snapshot():
             acc.commit(contributor)
 
-    def remove(self, contributor: str) -> None:
-        """Undo every tensor `contributor` staged and did not commit."""
-        for acc in self._snapshot():
+    def remove(self, contributor: str, round_number: int | None = None) -> None:
+        """Undo every tensor `contributor` staged and did not commit (in `round_number`, when given: an
+        aborted late result must not undo the same collaborator's result of the next round)."""
+        with self._lock:
+            if round_number is not None and round_number != self._round:
+                return  # that round's accumulators are gone, and what they staged with them
+            accumulators = list(self._accumulators.values())
+        for acc in accumulators:
             acc.remove(contributor)
 
     def contributors(self) -> set[str]:

@@ -84,7 +84,7 @@ class ResultSink:
         from the transport's (cache-warm, reused) buffer instead."""
         if self.holds_lane or name not in self._pending or name in self._given:
             return None
-        array = self.function.staging_array(name)
+        array = self.function.staging_array(name, self.round_number)
         if array is not None:
             self._given[name] = array
         return array
@@ -106,6 +106,7 @@ class ResultSink:
                 is_delta=self._is_delta,
                 may_fold=self.holds_lane or not self.function.folds_first_result,
                 owned=owned,
+                round_number=self.round_number,
             )
         except ContributionError as exc:
             closed = "closed" in str(exc) or self.function.round_number != self.round_number
@@ -131,7 +132,7 @@ class ResultSink:
             return
         self._ended = True
         try:
-            self.function.remove(self.collaborator)
+            self.function.remove(self.collaborator, self.round_number)
         except ContributionError:
             log.exception("could not undo the result of %s for %r", self.collaborator, self.task)
         self._on_abort(self, reason, self._refused)
