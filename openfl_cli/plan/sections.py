@@ -73,6 +73,7 @@ def resolve(sections: dict[str, dict[str, Any]], origins: Origins) -> Resolved:
     tasks, config["tasks"] = _tasks(sections["tasks"], origins)
     if "assigner" in config:
         _check_task_groups(config["assigner"]["settings"], tasks, origins)
+    _check_best_metric_task(typed["aggregator"].best_metric_task, tasks, origins)
     return Resolved(config, typed["aggregator"], typed["collaborator"], typed["network"], tasks)
 
 
@@ -163,6 +164,16 @@ def _aggregation(value: Any, key: tuple[str, ...], origins: Origins) -> tuple[st
         return template, checks.mapping(value.get("settings"))
     except ValueError as error:
         raise origins.error((*key, "settings"), str(error)) from None
+
+
+def _check_best_metric_task(name: str, tasks: dict[str, TaskSpec], origins: Origins) -> None:
+    """The plan's own `best_metric_task` must be one of its tasks (else no best model is ever chosen:
+    a typo found only after training). The defaults' choice is left alone: a plan without that task
+    simply keeps no best model."""
+    key = ("aggregator", "settings", "best_metric_task")
+    if name in tasks or origins.file_for(key) != origins.default:
+        return
+    raise origins.error(key, f"{name!r}: {unknown_key_message(name, tasks, 'task')}")
 
 
 def _check_task_groups(settings: dict[str, Any], tasks: dict[str, TaskSpec], origins: Origins) -> None:

@@ -202,6 +202,15 @@ def test_task_group_names_an_unknown_task(make_workspace, in_workspace):
     assert "did you mean 'train'?" in error.detail
 
 
+def test_best_metric_task_must_be_a_task_of_the_plan(make_workspace, in_workspace):
+    error = error_of(
+        make_workspace(with_agg_setting("best_metric_task: aggregated_model_validaton")), in_workspace
+    )
+    assert error.key == "aggregator.settings.best_metric_task"
+    assert error.file.endswith("plan.yaml")
+    assert "did you mean 'aggregated_model_validation'?" in error.detail
+
+
 def test_absolute_plan_path_gives_absolute_file_names(make_workspace):
     root = make_workspace(with_agg_setting("rounds_to_train: x"))
     with pytest.raises(PlanError) as caught:
