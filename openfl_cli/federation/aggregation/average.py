@@ -23,6 +23,17 @@ from openfl_cli.utils.parallel import for_ranges
 BLOCK = 1 << 16  # elements folded per step: 512 KiB of float64 scratch
 
 
+def _weighted_term(
+    values: np.ndarray, base: np.ndarray | None, weight: float, start: int, stop: int, out: np.ndarray
+) -> None:
+    """out (float64) = weight * (values [+ base]) over [start, stop): one contribution's weighted term."""
+    if base is None:
+        np.multiply(values[start:stop], weight, out=out, dtype=np.float64)
+    else:
+        np.add(values[start:stop], base[start:stop], out=out, dtype=np.float64)
+        np.multiply(out, weight, out=out)
+
+
 class SpareArrays:
     """At most one spare array per tensor name, handed from where it is freed to where the same shape
     and dtype is needed next: fresh memory costs a page fault per 4 KiB, a spare costs nothing."""
@@ -165,11 +176,7 @@ class WeightedSumAccumulator(TensorAccumulator):
             for start in range(begin, end, BLOCK):
                 stop = min(start + BLOCK, end)
                 term = total[start:stop] if first else scratch[: stop - start]
-                if base is None:
-                    np.multiply(values[start:stop], weight, out=term, dtype=np.float64)
-                else:
-                    np.add(values[start:stop], base[start:stop], out=term, dtype=np.float64)
-                    np.multiply(term, weight, out=term)
+                _weighted_term(values, base, weight, start, stop, term)
                 if not first:
                     np.add(total[start:stop], term, out=total[start:stop])
 
@@ -218,11 +225,7 @@ class WeightedSumAccumulator(TensorAccumulator):
             for start in range(begin, end, BLOCK):
                 stop = min(start + BLOCK, end)
                 term = scratch[: stop - start]
-                if base is None:
-                    np.multiply(values[start:stop], weight, out=term, dtype=np.float64)
-                else:
-                    np.add(values[start:stop], base[start:stop], out=term, dtype=np.float64)
-                    np.multiply(term, weight, out=term)
+                _weighted_term(values, base, weight, start, stop, term)
                 np.add(flat_sum[start:stop], term, out=term)
                 np.divide(term, total, out=term)
                 np.copyto(values[start:stop], term, casting="same_kind")
