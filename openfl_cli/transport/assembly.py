@@ -250,6 +250,7 @@ class Assembler:
             target = self._destination(info.name)
             if (
                 target is not None
+                and target.dtype == dtype_from_name(info.dtype)  # the wire's byte order, too
                 and target.nbytes == info.nbytes
                 and target.flags.c_contiguous
                 and target.flags.writeable

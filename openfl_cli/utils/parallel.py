@@ -1,8 +1,8 @@
 """Elementwise NumPy work split over the machine's cores.
 
 NumPy releases the GIL inside its loops, so threads that each run a range of a large array work at the
-same time. Used where the aggregator waits on arithmetic with nothing else to do (folding the last result
-of a round, dividing the sums), not while results stream in (the streams keep the cores busy then).
+same time. Used for the aggregator's whole-tensor folds and divisions, which a commit, the next staged
+result or the round's close waits on; the fold of a tensor as it streams in stays on its stream's thread.
 """
 
 from __future__ import annotations

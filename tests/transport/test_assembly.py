@@ -190,3 +190,19 @@ def test_encoded_tensors_ignore_supplied_destinations() -> None:
     assembler.finish()
     assert asked == []
     np.testing.assert_allclose(out["w"], value, atol=0.01)
+
+
+def test_a_destination_in_another_byte_order_is_not_used() -> None:
+    value = np.arange(6, dtype=np.float32)
+    headers, payloads = raw_entries({"w": value})
+    infos = tensor_infos(headers, LIMITS, max_total=None)
+    big_endian = np.zeros(6, dtype=">f4")
+    out: dict[str, np.ndarray] = {}
+    assembler = Assembler(infos, out.__setitem__, destination=lambda _name: big_endian)
+    for message in chunk_messages(payloads, 16):
+        frame = decode_message(message, pb.ModelHeader)
+        assert isinstance(frame, ChunkFrame)
+        assembler.feed(frame)
+    assembler.finish()
+    assert out["w"] is not big_endian
+    np.testing.assert_array_equal(out["w"], value)
