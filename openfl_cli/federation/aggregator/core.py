@@ -11,7 +11,6 @@ all in is aggregated by `run()` right away, while the round waits for its other 
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 import threading
@@ -35,19 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-@functools.cache
-def _own_references() -> int:
-    """What `sys.getrefcount` reports for an array held only by its dict and a local variable, measured
-    the way `_recycle_model` looks (3 on the CPython versions supported today; measured, not assumed,
-    since newer interpreters count some references differently)."""
-    import numpy as np
-
-    model = {"probe": np.empty(1)}
-    for name in list(model):
-        array = model[name]
-        return sys.getrefcount(array)
-    raise AssertionError("unreachable")
+_OWN_REFERENCES = 3  # of an array in `_recycle_model`: its model's dict, the loop variable, the call
 
 
 class Aggregator:
@@ -442,8 +429,8 @@ class Aggregator:
         aggregated those tensors, as memory for the new round's staged results (no fresh pages)."""
         for name, task in sources.items():
             array = old_model.get(name)
-            # references: `old_model`, `array` and getrefcount's argument; any more is another holder
-            if array is None or array.base is not None or sys.getrefcount(array) > _own_references():
+            # references: `old_model`, `array` and getrefcount's argument; anything more is a holder
+            if array is None or array.base is not None or sys.getrefcount(array) > _OWN_REFERENCES:
                 continue
             self._functions[task].offer_spare(name, array)
 
