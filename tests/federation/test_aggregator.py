@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -165,35 +164,6 @@ def test_a_task_is_aggregated_as_soon_as_its_results_are_final(
     running[0].join(5)
     assert aggregator.finished
     np.testing.assert_allclose(load_snapshot(tmp_path / "last.pbuf").tensors["w"], np.full((3, 2), 2.0))
-
-
-def test_the_previous_model_is_reused_for_staging_only_when_nothing_holds_it(
-    tmp_path: Path, running: list[threading.Thread]
-) -> None:
-    aggregator, _ = make(tmp_path, rounds=4)
-    start(aggregator, running)
-    work_round(aggregator, "one", 0, 1.0)
-    work_round(aggregator, "two", 0, 3.0)
-    wait_round(aggregator, 1)
-    unheld = weakref.ref(aggregator.model["w"])  # the model of round 1, not held by the test
-    work_round(aggregator, "one", 1, 1.0)  # same accuracy: not a new best, the writer lets it go
-    work_round(aggregator, "two", 1, 3.0)
-    wait_round(aggregator, 2)
-    train = aggregator._functions["train"]
-    spare = train.staging_array("w")
-    assert spare is not None and spare is unheld(), "the unheld old model was not offered for staging"
-    assert train.offer_spare("w", spare)  # put it back (the test took it)
-    held = aggregator.model["w"]  # the model of round 2, held by the test from here on
-    held_values = held.copy()
-    work_round(aggregator, "one", 2, 7.0)
-    work_round(aggregator, "two", 2, 9.0)
-    wait_round(aggregator, 3)
-    assert train.staging_array("w") is not held
-    np.testing.assert_array_equal(held, held_values)  # never written over
-    work_round(aggregator, "one", 3, 1.0)
-    work_round(aggregator, "two", 3, 1.0)
-    running[0].join(5)
-    assert aggregator.finished
 
 
 def test_long_poll_is_answered_as_soon_as_the_round_opens(

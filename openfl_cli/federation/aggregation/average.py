@@ -53,11 +53,10 @@ class SpareArrays:
             spare = self._spare.pop(name, None)
         return spare if spare is not None and spare.shape == shape and spare.dtype == dtype else None
 
-    def give(self, name: str, array: np.ndarray) -> bool:
-        """Keep `array` (no longer used by its giver) for the next `take` of `name`; False when a
-        spare is kept already (then `array` is simply dropped)."""
+    def give(self, name: str, array: np.ndarray) -> None:
+        """Keep `array` (no longer used by its giver) for the next `take` of `name`."""
         with self._lock:
-            return self._spare.setdefault(name, array) is array
+            self._spare.setdefault(name, array)
 
     def clear(self) -> None:
         with self._lock:
@@ -264,19 +263,6 @@ class WeightedAverage(AggregationFunction):
             if isinstance(accumulator, WeightedSumAccumulator):
                 array = accumulator.release_deferred()
         return array if array is not None else np.empty(global_value.shape, dtype=global_value.dtype)
-
-    def offer_spare(self, name: str, array: np.ndarray) -> bool:
-        global_value = self._global_value(name)
-        if (
-            global_value is None
-            or not is_float_tensor(global_value)
-            or array.shape != global_value.shape
-            or array.dtype != global_value.dtype
-            or not array.flags.c_contiguous
-            or not array.flags.writeable
-        ):
-            return False
-        return self._values.give(name, array)
 
     def _float_accumulator(self, name: str, global_value: np.ndarray) -> TensorAccumulator:
         return WeightedSumAccumulator(name, global_value, self._sums, self._values)

@@ -141,9 +141,7 @@ class TensorAccumulator(ABC):
             if not committed:
                 return np.array(self.global_value, copy=True)
             value = self._result(committed)
-        value = np.asarray(value).astype(self.global_value.dtype, copy=False)
-        # not a view when the shape is right: the aggregator may reuse arrays that own their memory
-        return value if value.shape == self.global_value.shape else value.reshape(self.global_value.shape)
+        return np.asarray(value).astype(self.global_value.dtype, copy=False).reshape(self.global_value.shape)
 
     def close(self) -> None:
         """Refuse further contributions and release what the accumulator holds."""

@@ -88,11 +88,6 @@ class AggregationFunction(ABC):
         into and then added with `owned=True` (no copy), or None: the function copies what it keeps."""
         return None
 
-    def offer_spare(self, name: str, array: np.ndarray) -> bool:
-        """Take `array` (nobody else's any more) as memory for a later `staging_array` of `name` this
-        round; False when it is of no use here."""
-        return False
-
     def _existing_accumulator(self, name: str) -> TensorAccumulator | None:
         with self._lock:
             return self._accumulators.get(name)

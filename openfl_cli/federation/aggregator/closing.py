@@ -25,20 +25,17 @@ def aggregate(
     functions: Mapping[str, AggregationFunction],
     start_model: Mapping[str, np.ndarray],
     aggregated: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+) -> dict[str, np.ndarray]:
     """End the round of every task's function (or take what `aggregated` holds for a task whose round
-    already ended); tensors a task aggregated replace the global ones. Returns the new model and, for
-    each replaced tensor, the task that aggregated it."""
+    already ended); tensors a task aggregated replace the global ones."""
     aggregated = aggregated or {}
     new_model = dict(start_model)
-    sources: dict[str, str] = {}
     for task, function in functions.items():
         values = aggregated[task] if task in aggregated else function.end_round()
         for name, value in values.items():
             if value is not start_model.get(name):
                 new_model[name] = value
-                sources[name] = task
-    return new_model, sources
+    return new_model
 
 
 def round_record(

@@ -12,7 +12,6 @@ all in is aggregated by `run()` right away, while the round waits for its other 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
     from openfl_cli.federation.straggler import StragglerPolicy
 
 log = logging.getLogger(__name__)
-
-_OWN_REFERENCES = 3  # of an array in `_recycle_model`: its model's dict, the loop variable, the call
 
 
 class Aggregator:
@@ -120,8 +117,7 @@ class Aggregator:
                 raise Refused(
                     RefusalCode.UNKNOWN_TASK, f"{collaborator} has no tasks in round {round_number}"
                 )
-            # a mapping of its own: whoever holds it holds the arrays (see `_recycle_model`)
-            return dict(self._model)
+            return self._model
 
     def open_result(
         self,
@@ -393,7 +389,7 @@ class Aggregator:
         assert state is not None
         with self._fold_lock:  # waits for a commit in progress; later ones see `closing`
             start_model = self._model
-            new_model, sources = aggregate(self._functions, start_model, state.aggregated)
+            new_model = aggregate(self._functions, start_model, state.aggregated)
         self._writer.wait()  # the previous round is recorded before this one (and its error surfaces)
         with self._cond:
             record = round_record(state, self._outputs, start_model, new_model, self._functions)
@@ -420,19 +416,6 @@ class Aggregator:
                 self._open_round(state.number + 1)
         if not last:
             self._writer.submit(work)
-            if record.best_model is None:  # else the writer still has to save the starting model
-                self._recycle_model(start_model, sources)
-
-    def _recycle_model(self, old_model: dict[str, np.ndarray], sources: Mapping[str, str]) -> None:
-        """Hand the arrays of the model the closed round started from, where nothing else holds them
-        any more (no download streams them, no later model shares them), to the functions that
-        aggregated those tensors, as memory for the new round's staged results (no fresh pages)."""
-        for name, task in sources.items():
-            array = old_model.get(name)
-            # references: `old_model`, `array` and getrefcount's argument; anything more is a holder
-            if array is None or array.base is not None or sys.getrefcount(array) > _OWN_REFERENCES:
-                continue
-            self._functions[task].offer_spare(name, array)
 
     def _await_quit(self) -> None:
         deadline = self._clock() + self._quit_grace
