@@ -269,8 +269,8 @@ class Aggregator:
         assert state is not None
         values = self._functions[task].end_round()
         with self._cond:
-            # only what changed: unchanged tensors are the global arrays, which this round's record
-            # must not keep alive (see `_recycle_model`)
+            # only what changed: unchanged tensors are the global arrays, which the round's record
+            # (held by the background writer) would otherwise keep alive a round longer
             state.aggregated[task] = {
                 name: value for name, value in values.items() if value is not self._model.get(name)
             }
