@@ -24,6 +24,7 @@ from openfl_cli.errors import FxError
 from openfl_cli.federation.progress import TaskProgress
 from openfl_cli.runners.base import OPT_PREFIX
 from openfl_cli.transport.messages import Action, PingReply, RefusalCode, Refused, SendReport, TaskAssignment
+from openfl_cli.utils.background import BackgroundCall
 
 if TYPE_CHECKING:
     from openfl_cli.runners.base import TaskResult, TaskRunner
@@ -56,6 +57,18 @@ class AggregatorLink(Protocol):
 
 def is_training(function: str) -> bool:
     return function in TRAINING_FUNCTIONS
+
+
+@dataclass
+class _Sending:
+    """A task's result on its way to the aggregator (`call` set while it is sent in the background)."""
+
+    task: TaskSpec
+    label: str
+    seconds: float
+    result: TaskResult
+    with_tensors: bool
+    call: BackgroundCall[SendReport] | None = None
 
 
 @dataclass
@@ -97,6 +110,7 @@ class Collaborator:
         # The tensors the runner's weights equal right now, if known: loading them again is skipped
         # (a validation, then training on the same global model; the local validation of the result).
         self._runner_holds: Mapping[str, np.ndarray] | None = None
+        self._sending: _Sending | None = None  # a result sent in the background, until settled
 
     def run(self) -> int:
         """Work until the aggregator says the experiment is over; return the number of rounds worked."""
@@ -130,18 +144,15 @@ class Collaborator:
                 raise
             log.info("round %d: %s; asking for new tasks", round_number + 1, refused.reason)
             return
-        for task in todo:
-            try:
-                self._run_task(state, task)
-            except Refused as refused:
-                if refused.code is RefusalCode.LATE:
-                    log.info("round %d, %s: %s; moving on", round_number + 1, task.name, refused.reason)
+        try:
+            for index, task in enumerate(todo):
+                following = todo[index + 1] if index + 1 < len(todo) else None
+                if not self._run_task(state, task, following):
                     return
-                if refused.code in (RefusalCode.INVALID, RefusalCode.UNKNOWN_TASK):
-                    log.error("round %d, %s refused: %s", round_number + 1, task.name, refused)
-                    self._refused.add((round_number, task.name))
-                    continue
-                raise
+            if not self._settle(state):
+                return
+        finally:
+            self._abandon()
         self.rounds_worked.add(round_number)
 
     # -- one task ----------------------------------------------------------------------------------------
@@ -161,23 +172,82 @@ class Collaborator:
             self._round = _Round(round_number, model)
         return self._round
 
-    def _run_task(self, state: _Round, task: TaskSpec) -> None:
+    def _run_task(self, state: _Round, task: TaskSpec, following: TaskSpec | None) -> bool:
+        """Run `task` and send its result; False when the round's other tasks should not run.
+
+        A result with tensors is sent in the background while `following` runs, when that is a
+        validation: it leaves the weights alone, and the upload hides behind its compute. Results
+        still reach the aggregator in task order: a send starts only after the previous one ended."""
         label = f"round {state.number + 1}/{self.rounds_to_train} {task.name}"
         started = time.monotonic()
         with self.progress.task(label):
             result = self._execute(state, task)
         seconds = time.monotonic() - started
+        if not self._settle(state):
+            return False
         tensors = self._upload_tensors(state, result) if result.tensors else {}
-        report = self.link.send_result(state.number, task.name, result.metrics, result.sample_count, tensors)
-        self._report_metrics(task.name, state.number, result.metrics)
+
+        def send() -> SendReport:
+            metrics, count = result.metrics, result.sample_count
+            return self.link.send_result(state.number, task.name, metrics, count, tensors)
+
+        sending = _Sending(task, label, seconds, result, bool(tensors))
+        if tensors and following is not None and following.function in VALIDATION_FUNCTIONS:
+            sending.call = BackgroundCall(send, name="fx-upload")
+            self._sending = sending
+            return True
+        try:
+            report = send()
+        except Refused as refused:
+            return self._after_refusal(state, task, refused)
+        self._report_sent(state, sending, report)
+        return True
+
+    def _settle(self, state: _Round) -> bool:
+        """Wait for the result being sent in the background; False when the round should stop."""
+        sending, self._sending = self._sending, None
+        if sending is None or sending.call is None:
+            return True
+        try:
+            report = sending.call.outcome()
+        except Refused as refused:
+            return self._after_refusal(state, sending.task, refused)
+        self._report_sent(state, sending, report)
+        return True
+
+    def _abandon(self) -> None:
+        """After an error: let a background send finish (its result is valid) without raising over it."""
+        sending, self._sending = self._sending, None
+        if sending is not None and sending.call is not None:
+            try:
+                sending.call.outcome()
+            except Exception as exc:
+                log.warning("sending the result of %s failed: %s", sending.task.name, exc)
+
+    def _after_refusal(self, state: _Round, task: TaskSpec, refused: Refused) -> bool:
+        """Whether the round's other tasks still run after `task`'s result was refused."""
+        if refused.code is RefusalCode.LATE:
+            log.info("round %d, %s: %s; moving on", state.number + 1, task.name, refused.reason)
+            return False
+        if refused.code in (RefusalCode.INVALID, RefusalCode.UNKNOWN_TASK):
+            log.error("round %d, %s refused: %s", state.number + 1, task.name, refused)
+            self._refused.add((state.number, task.name))
+            return True
+        raise refused
+
+    def _report_sent(self, state: _Round, sending: _Sending, report: SendReport) -> None:
+        result = sending.result
+        self._report_metrics(sending.task.name, state.number, result.metrics)
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()) or "no metrics"
         sent = ""
-        if tensors:
+        if sending.with_tensors:
             saved = report.raw_bytes - report.sent_bytes
             sent = f", sent {report.sent_bytes / 1e6:.2f} MB"
             if saved > 0:
                 sent += f" ({saved / 1e6:.2f} MB saved by compression)"
-        self.progress.line(f"{label}: {metrics} ({result.sample_count} samples), {seconds:.2f} s{sent}")
+        self.progress.line(
+            f"{sending.label}: {metrics} ({result.sample_count} samples), {sending.seconds:.2f} s{sent}"
+        )
 
     def _execute(self, state: _Round, task: TaskSpec) -> TaskResult:
         if is_training(task.function):

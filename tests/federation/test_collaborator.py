@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -241,3 +242,65 @@ def test_a_round_closed_before_the_download_is_skipped() -> None:
     link, runner = ClosingLink(rounds(0, 1)), FakeRunner()
     Collaborator("one", runner, link, training_task=TRAIN).run()
     assert {r for r, *_ in link.sent} == {1}
+
+
+class OverlapProbe:
+    """A link whose upload of `train` waits (bounded) until the runner validates the trained weights:
+    it completes early only when the two run at the same time."""
+
+    def __init__(self) -> None:
+        self.validating_local = threading.Event()
+        self.overlapped: list[bool] = []
+        self.order: list[str] = []
+
+
+def probed_run(
+    tasks: tuple[TaskSpec, ...], fail_local_validation: bool = False, patience: float = 10.0
+) -> tuple[FakeLink, OverlapProbe]:
+    probe = OverlapProbe()
+
+    class ProbedRunner(FakeRunner):
+        def validate_pass(self, round_number: int, **kwargs: Any) -> dict[str, float]:
+            if self.w[0] == 11.0:  # the trained weights
+                probe.order.append("validate local")
+                probe.validating_local.set()
+                if fail_local_validation:
+                    raise RuntimeError("validation broke")
+            return super().validate_pass(round_number, **kwargs)
+
+    class ProbedLink(FakeLink):
+        def send_result(self, round_number: int, task_name: str, *args: Any) -> SendReport:
+            if task_name == "train":
+                probe.overlapped.append(probe.validating_local.wait(timeout=patience))
+            probe.order.append(f"sent {task_name}")
+            return super().send_result(round_number, task_name, *args)
+
+    link = ProbedLink(rounds(0, tasks=tasks))
+    collaborator = Collaborator("one", ProbedRunner(), link, training_task=TRAIN, retry_interval=0.01)
+    if fail_local_validation:
+        with pytest.raises(FxError, match="validation broke"):
+            collaborator.run()
+    else:
+        collaborator.run()
+    return link, probe
+
+
+def test_the_trained_result_is_sent_while_the_local_validation_runs() -> None:
+    link, probe = probed_run(ALL)
+    assert probe.overlapped == [True]
+    # results still arrive in task order
+    assert [task for _, task, *_ in link.sent] == [task.name for task in ALL]
+    assert probe.order.index("validate local") < probe.order.index("sent locally_tuned_model_validation")
+
+
+def test_a_result_is_sent_before_a_task_that_may_change_the_weights() -> None:
+    second_training = TaskSpec("train_more", "train_task", {"epochs": 1})
+    link, probe = probed_run((TRAIN, second_training, VALIDATE_LOCAL), patience=0.2)
+    assert probe.overlapped == [False]  # train_more ran only after train's result was sent
+    assert [task for _, task, *_ in link.sent] == ["train", "train_more", "locally_tuned_model_validation"]
+
+
+def test_a_failing_validation_still_lets_the_trained_result_arrive() -> None:
+    link, probe = probed_run(ALL, fail_local_validation=True)
+    assert probe.overlapped == [True]
+    assert [task for _, task, *_ in link.sent] == ["aggregated_model_validation", "train"]

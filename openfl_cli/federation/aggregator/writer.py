@@ -9,39 +9,39 @@ memory holds at most one extra model (the round's starting model, until `best` i
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from openfl_cli.errors import FxError
+from openfl_cli.utils.background import BackgroundCall
 
 log = logging.getLogger(__name__)
 
 
 class BackgroundWriter:
     def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._pending: BackgroundCall[None] | None = None
 
     def submit(self, work: Callable[[], None]) -> None:
         """Run `work` in the background once the previous work is done (raises its error, if any)."""
         self.wait()
-        self._thread = threading.Thread(target=self._run, args=(work,), name="fx-round-writer", daemon=True)
-        self._thread.start()
+        self._pending = BackgroundCall(lambda: _logged(work), "fx-round-writer")
 
     def wait(self) -> None:
         """Block until the pending work is done; re-raise its error in the caller."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join()
-        error, self._error = self._error, None
-        if isinstance(error, FxError):
-            raise error
-        if error is not None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            pending.outcome()
+        except FxError:
+            raise
+        except BaseException as error:
             raise FxError(f"writing a round's outputs failed: {type(error).__name__}: {error}") from error
 
-    def _run(self, work: Callable[[], None]) -> None:
-        try:
-            work()
-        except BaseException as exc:  # handed to the aggregator's loop by wait()
-            log.error("writing a round's outputs failed: %s", exc)
-            self._error = exc
+
+def _logged(work: Callable[[], None]) -> None:
+    try:
+        work()
+    except BaseException as exc:  # logged when it happens; the aggregator's loop sees it in wait()
+        log.error("writing a round's outputs failed: %s", exc)
+        raise
