@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from openfl_cli.errors import UsageError
-from openfl_cli.utils.fs import atomic_write_text
+from openfl_cli.utils.fs import atomic_write_text, updating
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ def write_records(path: Path, key: str, records: list[CertificateRecord]) -> Non
 
 
 def append_record(path: Path, key: str, record: CertificateRecord) -> None:
-    write_records(path, key, [*read_records(path, key), record])
+    with updating(path):
+        write_records(path, key, [*read_records(path, key), record])
 
 
 ISSUED = "issued"

@@ -8,7 +8,7 @@ import yaml
 
 from openfl_cli.errors import UsageError
 from openfl_cli.pki.layout import cols_path, data_path
-from openfl_cli.utils.fs import atomic_write_text
+from openfl_cli.utils.fs import atomic_write_text, updating
 from openfl_cli.utils.names import check_collaborator_name
 
 
@@ -21,20 +21,22 @@ def read_collaborators(path: Path) -> list[str]:
 def add_collaborator(workspace: Path, name: str) -> bool:
     """Append `name` to `plan/cols.yaml`; False when it was already there."""
     path = cols_path(workspace)
-    names = read_collaborators(path)
-    if check_collaborator_name(name) in names:
-        return False
-    _write_collaborators(path, [*names, name])
+    with updating(path):
+        names = read_collaborators(path)
+        if check_collaborator_name(name) in names:
+            return False
+        _write_collaborators(path, [*names, name])
     return True
 
 
 def remove_collaborator(workspace: Path, name: str) -> bool:
     """Take `name` out of `plan/cols.yaml`; False when it was not there."""
     path = cols_path(workspace)
-    names = read_collaborators(path)
-    if check_collaborator_name(name) not in names:
-        return False
-    _write_collaborators(path, [other for other in names if other != name])
+    with updating(path):
+        names = read_collaborators(path)
+        if check_collaborator_name(name) not in names:
+            return False
+        _write_collaborators(path, [other for other in names if other != name])
     return True
 
 
@@ -45,9 +47,10 @@ def set_data_path(workspace: Path, name: str, data: str) -> Path:
     if not str(data).strip():
         raise UsageError("the data path is empty")
     path = data_path(workspace)
-    paths = read_data_paths(path, str(path))
-    paths[check_collaborator_name(name)] = str(data).strip()
-    atomic_write_text(path, yaml.safe_dump(paths, sort_keys=False, default_flow_style=False))
+    with updating(path):
+        paths = read_data_paths(path, str(path))
+        paths[check_collaborator_name(name)] = str(data).strip()
+        atomic_write_text(path, yaml.safe_dump(paths, sort_keys=False, default_flow_style=False))
     return path
 
 

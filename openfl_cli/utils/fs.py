@@ -1,8 +1,10 @@
-"""File writes that never leave a torn file behind, and private files for keys."""
+"""File writes that never leave a torn file behind, private files for keys, and a lock for the
+read-modify-write of a shared file."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -47,6 +49,23 @@ def atomic_write_text(path: str | Path, text: str, mode: int = 0o644) -> None:
 def atomic_write_with(path: str | Path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> None:
     with atomic_writer(path, mode) as handle:
         write(handle)
+
+
+@contextlib.contextmanager
+def updating(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock while `path` is read, changed and rewritten, so that two `fx` commands
+    updating it at once do not lose each other's change (the second waits for the first).
+
+    The lock is taken on a sibling `.NAME.lock` file: `path` itself is replaced by a rename on every
+    write, so a lock on it would not be seen by the next writer."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target.parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_private(path: str | Path, data: bytes) -> None:
