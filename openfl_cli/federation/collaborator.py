@@ -229,6 +229,9 @@ class Collaborator:
         if refused.code is RefusalCode.LATE:
             log.info("round %d, %s: %s; moving on", state.number + 1, task.name, refused.reason)
             return False
+        if refused.code is RefusalCode.DUPLICATE:  # an earlier attempt arrived; its reply was lost
+            log.info("round %d, %s: %s; going on", state.number + 1, task.name, refused.reason)
+            return True
         if refused.code in (RefusalCode.INVALID, RefusalCode.UNKNOWN_TASK):
             log.error("round %d, %s refused: %s", state.number + 1, task.name, refused)
             self._refused.add((state.number, task.name))

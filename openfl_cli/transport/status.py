@@ -17,6 +17,7 @@ _STATUS: dict[RefusalCode, grpc.StatusCode] = {
     RefusalCode.NOT_AUTHORIZED: grpc.StatusCode.PERMISSION_DENIED,
     RefusalCode.PLAN_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
     RefusalCode.LATE: grpc.StatusCode.FAILED_PRECONDITION,
+    RefusalCode.DUPLICATE: grpc.StatusCode.ALREADY_EXISTS,
     RefusalCode.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
     RefusalCode.UNKNOWN_TASK: grpc.StatusCode.NOT_FOUND,
 }

@@ -258,7 +258,8 @@ def test_late_duplicate_and_unassigned_results(tmp_path: Path, running: list[thr
     send(aggregator, "one", 0, "aggregated_model_validation", metrics={"acc": 0.3})
     with pytest.raises(Refused) as duplicate:
         send(aggregator, "one", 0, "aggregated_model_validation", metrics={"acc": 0.3})
-    assert duplicate.value.code is RefusalCode.LATE
+    assert duplicate.value.code is RefusalCode.DUPLICATE
+    assert "already received" in duplicate.value.reason
     with pytest.raises(Refused) as unknown:
         send(aggregator, "one", 0, "no_such_task")
     assert unknown.value.code is RefusalCode.UNKNOWN_TASK

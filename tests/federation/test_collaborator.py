@@ -205,6 +205,17 @@ def test_late_refusal_moves_on_to_the_next_round() -> None:
     ]
 
 
+def test_a_result_the_aggregator_already_has_counts_as_delivered() -> None:
+    """A retried upload whose first attempt arrived (its reply was lost): the round goes on."""
+    refusals = {(0, "train"): Refused(RefusalCode.DUPLICATE, "the result of 'train' was already received")}
+    link, _, collaborator = run(rounds(0), refusals=refusals)
+    assert [task for _, task, *_ in link.sent] == [
+        "aggregated_model_validation",
+        "locally_tuned_model_validation",
+    ]
+    assert collaborator.rounds_worked == {0}
+
+
 def test_invalid_refusal_is_not_repeated() -> None:
     refusals = {(0, "train"): Refused(RefusalCode.INVALID, "NaN")}
     link, _, _collaborator = run([*rounds(0), *rounds(0, tasks=(TRAIN,)), *rounds(1)], refusals=refusals)

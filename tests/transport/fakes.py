@@ -87,7 +87,7 @@ class FakeService:
         tensor_names: list[str],
     ) -> FakeSink:
         if any(r.collaborator == collaborator and r.task_name == task_name for r in self.results):
-            raise Refused(RefusalCode.INVALID, f"duplicate result of {task_name}")
+            raise Refused(RefusalCode.DUPLICATE, f"the result of {task_name} was already received")
         if sample_count < 0:
             raise Refused(RefusalCode.INVALID, "negative sample count")
         result = Result(collaborator, round_number, task_name, dict(metrics), sample_count)

@@ -109,8 +109,9 @@ def test_service_refusals_reach_the_collaborator(make_client: ClientFactory, ser
 
     model = client.get_model(0)
     client.send_result(0, "train", {}, 1, model)
-    with pytest.raises(Refused, match="invalid: duplicate result of train"):
+    with pytest.raises(Refused, match="duplicate: the result of train was already received") as again:
         client.send_result(0, "train", {}, 1, model)
+    assert again.value.code is RefusalCode.DUPLICATE
     with pytest.raises(Refused, match="unknown tensor 'extra'"):
         client.send_result(0, "validate", {}, 1, {**model, "extra": np.zeros(2)})
     with pytest.raises(Refused, match="is float64 \\[16\\], the model has float32 \\[16\\]"):

@@ -137,9 +137,9 @@ class Aggregator:
                     f"task {task_name!r} is not assigned to {collaborator} in round {round_number}",
                 )
             if state.is_finished(key) or key in state.in_flight:
+                done = "was already received" if state.is_finished(key) else "is being received"
                 raise Refused(
-                    RefusalCode.LATE,
-                    f"the result of {task_name!r} for round {round_number} was already received",
+                    RefusalCode.DUPLICATE, f"the result of {task_name!r} for round {round_number} {done}"
                 )
             check_metrics(metrics, sample_count)
             state.in_flight.add(key)
