@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
+import hashlib
+import http.server
 import logging
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from openfl_cli.data import mnist
 from openfl_cli.data.mnist import digits_as_mnist, load_mnist, read_idx
 from openfl_cli.errors import UsageError
 from tests.runners.helpers import write_idx, write_tiny_mnist
@@ -107,3 +115,69 @@ def test_gz_files_are_decompressed_not_sniffed(tmp_path: Path) -> None:
         read_idx(tmp_path / "plain.gz")
     (tmp_path / "real.gz").write_bytes(gzip.compress((tmp_path / "plain").read_bytes()))
     assert read_idx(tmp_path / "real.gz").shape == (2, 2)
+
+
+@contextlib.contextmanager
+def file_server(folder: Path) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving `folder` (a local stand-in for an MNIST mirror); yields its URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def mirror_of_tiny_mnist(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """The four .gz files of a tiny MNIST in `folder`, announced as the real checksums; their bodies."""
+    write_tiny_mnist(folder, n_train=30, n_test=10, gz=True)
+    bodies = {name: (folder / f"{name}.gz").read_bytes() for name in mnist.FILES}
+    checksums = {name: hashlib.md5(body, usedforsecurity=False).hexdigest() for name, body in bodies.items()}
+    monkeypatch.setattr(mnist, "FILES", checksums)
+    monkeypatch.delenv("FX_OFFLINE", raising=False)
+    return bodies
+
+
+def test_download_skips_a_mirror_with_wrong_files_and_takes_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    bodies = mirror_of_tiny_mnist(tmp_path / "good", monkeypatch)
+    (tmp_path / "bad").mkdir()
+    for name in bodies:
+        (tmp_path / "bad" / f"{name}.gz").write_bytes(b"tampered")
+    with file_server(tmp_path / "bad") as bad, file_server(tmp_path / "good") as good:
+        monkeypatch.setattr(mnist, "MIRRORS", (bad, good))
+        with caplog.at_level(logging.INFO, logger="openfl_cli.data.mnist"):
+            x_train, y_train, x_test, _ = load_mnist(tmp_path / "data")
+    assert x_train.shape == (30, 28, 28) and len(x_test) == 10
+    np.testing.assert_array_equal(y_train, np.arange(30) % 10)
+    assert "wrong checksum" in caplog.text and "downloaded to" in caplog.text
+    assert {p.name: p.read_bytes() for p in (tmp_path / "data").iterdir()} == {
+        f"{name}.gz": body for name, body in bodies.items()
+    }
+
+
+def test_download_failure_falls_back_to_digits_and_a_later_run_completes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies = mirror_of_tiny_mnist(tmp_path / "good", monkeypatch)
+    (tmp_path / "half").mkdir()
+    for name in list(bodies)[:2]:
+        (tmp_path / "half" / f"{name}.gz").write_bytes(bodies[name])
+    with file_server(tmp_path / "half") as half:
+        monkeypatch.setattr(mnist, "MIRRORS", (half,))
+        x_train, _, x_test, _ = load_mnist(tmp_path / "data")
+    assert len(x_train) + len(x_test) == 1797  # the stand-in: two files could not be had
+    first_two = sorted(f"{name}.gz" for name in list(bodies)[:2])
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == first_two
+    with file_server(tmp_path / "good") as good:
+        monkeypatch.setattr(mnist, "MIRRORS", (good,))
+        assert len(load_mnist(tmp_path / "data")[0]) == 30
