@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -496,3 +497,40 @@ def test_static_groups_and_percentage_policy(tmp_path: Path, running: list[threa
     running[0].join(5)  # 2 of 3 reported: ceil(0.6 * 3) = 2, so "two" is not waited for
     assert aggregator.finished
     assert load_snapshot(tmp_path / "last.pbuf").tensors["w"].tolist() == [[6.0, 6.0]] * 3
+
+
+def test_the_writer_lets_the_best_model_go_once_best_pbuf_is_written(tmp_path: Path) -> None:
+    """The round's starting model is kept for best.pbuf only: the slower writes after it (last.pbuf,
+    the store's commit) must not hold it, or a pending write keeps one model more in memory."""
+    from openfl_cli.federation.aggregator.outputs import RoundRecord
+    from openfl_cli.federation.state.base import BestMetric
+
+    start_model = {"w": np.ones((3, 2), np.float32)}
+    start_alive = weakref.ref(start_model["w"])
+    alive_at_commit: list[bool] = []
+
+    class WatchingStore(SqliteStateStore):
+        def commit_round(self, *args: object, **kwargs: object) -> None:
+            alive_at_commit.append(start_alive() is not None)
+            super().commit_round(*args, **kwargs)  # type: ignore[arg-type]
+
+    outputs = RoundOutputs(
+        last_path=tmp_path / "last.pbuf",
+        best_path=tmp_path / "best.pbuf",
+        rule=BestMetricRule(),
+        store=WatchingStore(tmp_path / "state.db", PLAN),
+    )
+    record = RoundRecord(
+        number=0,
+        new_model={"w": np.full((3, 2), 2.0, np.float32)},
+        aggregated={"aggregated_model_validation": {"acc": 0.5}},
+        collaborator_records=[],
+        aggregation_state={},
+        best=BestMetric(0.5, 0),
+        best_model=start_model,
+    )
+    del start_model
+    outputs.round_closed(record)
+    assert alive_at_commit == [False]
+    assert load_snapshot(tmp_path / "best.pbuf").tensors["w"].tolist() == [[1.0, 1.0]] * 3
+    outputs.close()

@@ -53,9 +53,10 @@ class ResumePoint:
     aggregation_state: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RoundRecord:
-    """A closed round as the outputs need it."""
+    """A closed round as the outputs need it. Not frozen for one reason: `best_model` is let go as soon
+    as best.pbuf is written, so the round's starting model is freed before the slower writes."""
 
     number: int
     new_model: Mapping[str, np.ndarray]
@@ -114,15 +115,7 @@ class RoundOutputs:
         """Write everything of a closed round (snapshots first, then the atomic store commit)."""
         from openfl_cli.tensors.snapshot import save_snapshot
 
-        if record.best is not None and record.best_model is not None:
-            save_snapshot(self.best_path, record.best_model, round_number=record.number)
-            log.info(
-                "best model so far: %s %s = %.4f (round %d)",
-                self.rule.task,
-                self.rule.metric,
-                record.best.value,
-                record.number + 1,
-            )
+        self._write_best(record)
         save_snapshot(self.last_path, record.new_model, round_number=record.number)
         records = [*record.collaborator_records, *aggregated_records(record.number, record.aggregated)]
         if self.store is not None:
@@ -138,6 +131,22 @@ class RoundOutputs:
                 self.writer.write_all(records)
             except Exception:  # logs must never stop a federation
                 log.exception("writing the metrics of round %d failed", record.number)
+
+    def _write_best(self, record: RoundRecord) -> None:
+        """best.pbuf, when the round improved it; the record then lets its model go."""
+        from openfl_cli.tensors.snapshot import save_snapshot
+
+        best_model, record.best_model = record.best_model, None
+        if record.best is None or best_model is None:
+            return
+        save_snapshot(self.best_path, best_model, round_number=record.number)
+        log.info(
+            "best model so far: %s %s = %.4f (round %d)",
+            self.rule.task,
+            self.rule.metric,
+            record.best.value,
+            record.number + 1,
+        )
 
     def experiment_done(self, model: Mapping[str, np.ndarray]) -> Path | None:
         """The native model, when `save_native_model` asked for it."""
