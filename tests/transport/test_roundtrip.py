@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +138,35 @@ def test_several_collaborators_at_once(make_client: ClientFactory, service: Fake
         thread.join(10)
     assert not errors
     assert sorted(result.collaborator for result in service.results) == ["one", "two"]
+
+
+def _available_bytes() -> int:
+    try:
+        meminfo = Path("/proc/meminfo").read_text(encoding="ascii")
+    except OSError:
+        return 0
+    found = re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.M)
+    return int(found.group(1)) * 1024 if found else 0
+
+
+# client copy + server's assembly + the fake sink's copy, 2 GiB each, and room to spare
+@pytest.mark.skipif(_available_bytes() < 10 << 30, reason="needs about 7 GiB of free memory")
+def test_a_tensor_beyond_2_gib_goes_down_and_up(make_client: ClientFactory, service: FakeService) -> None:
+    """One tensor larger than protobuf's and gRPC's 2 GiB message limits, each way over mutual TLS.
+    Zeros cost no memory until written; markers every 256 MiB (and past 2 GiB) catch misplaced chunks."""
+    size = (2 << 30) + 3 * 1024 * 1024 + 5
+    big = np.zeros(size, np.uint8)
+    markers = [*range(0, size, 256 << 20), (2 << 30) + 7, size - 1]
+    big[markers] = np.arange(1, len(markers) + 1, dtype=np.uint8)
+    service.model = {"big": big, "tail": np.arange(3, dtype=np.float32)}
+    client = make_client()
+    model = client.get_model(0)
+    assert model["big"].shape == (size,)
+    assert np.count_nonzero(model["big"]) == len(markers)
+    assert model["big"][markers].tolist() == list(range(1, len(markers) + 1))
+    report = client.send_result(0, "train", {}, 1, model)
+    assert report.raw_bytes == size + 12
+    del model
+    received = service.results[0].tensors["big"]
+    assert np.count_nonzero(received) == len(markers)
+    assert received[markers].tolist() == list(range(1, len(markers) + 1))
