@@ -152,7 +152,7 @@ class Collaborator:
             if not self._settle(state):
                 return
         finally:
-            self._abandon()
+            self._abandon(state)
         self.rounds_worked.add(round_number)
 
     # -- one task ----------------------------------------------------------------------------------------
@@ -215,14 +215,17 @@ class Collaborator:
         self._report_sent(state, sending, report)
         return True
 
-    def _abandon(self) -> None:
+    def _abandon(self, state: _Round) -> None:
         """After an error: let a background send finish (its result is valid) without raising over it."""
         sending, self._sending = self._sending, None
-        if sending is not None and sending.call is not None:
-            try:
-                sending.call.outcome()
-            except Exception as exc:
-                log.warning("sending the result of %s failed: %s", sending.task.name, exc)
+        if sending is None or sending.call is None:
+            return
+        try:
+            report = sending.call.outcome()
+        except Exception as exc:
+            log.warning("sending the result of %s failed: %s", sending.task.name, exc)
+            return
+        self._report_sent(state, sending, report)
 
     def _after_refusal(self, state: _Round, task: TaskSpec, refused: Refused) -> bool:
         """Whether the round's other tasks still run after `task`'s result was refused."""

@@ -311,7 +311,10 @@ def test_a_result_is_sent_before_a_task_that_may_change_the_weights() -> None:
     assert [task for _, task, *_ in link.sent] == ["train", "train_more", "locally_tuned_model_validation"]
 
 
-def test_a_failing_validation_still_lets_the_trained_result_arrive() -> None:
+def test_a_failing_validation_still_lets_the_trained_result_arrive(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     link, probe = probed_run(ALL, fail_local_validation=True)
     assert probe.overlapped == [True]
     assert [task for _, task, *_ in link.sent] == ["aggregated_model_validation", "train"]
+    assert "round 1/2 train: loss=1 (50 samples)" in capsys.readouterr().out
