@@ -28,13 +28,32 @@ from openfl_cli.cli.options import cols_option, data_option, plan_option
     type=click.Path(dir_okay=False),
     help="Start from these weights (a .pbuf snapshot) instead of the model's own initial ones.",
 )
+@click.option(
+    "-i",
+    "--input-shape",
+    "--input_shape",
+    "input_shape",
+    default=None,
+    metavar="SHAPE",
+    help="Shape of one input sample, e.g. [1,28,28]: builds the model without loading any data"
+    " (for an aggregator that holds none).",
+)
 def initialize(
-    plan_path: str, cols_path: str, data_path: str, agg_addr: str | None, input_weights: str | None
+    plan_path: str,
+    cols_path: str,
+    data_path: str,
+    agg_addr: str | None,
+    input_weights: str | None,
+    input_shape: str | None,
 ) -> None:
     """Resolve the aggregator's address and port in the plan and write the initial model."""
+    from openfl_cli.data.shape_only import parse_shape
     from openfl_cli.plan.initialize import initialize as run
 
-    result = run(plan_path, cols_path, data_path, agg_addr=agg_addr, input_weights=input_weights)
+    shape = parse_shape(input_shape) if input_shape is not None else None
+    result = run(
+        plan_path, cols_path, data_path, agg_addr=agg_addr, input_weights=input_weights, input_shape=shape
+    )
     click.echo(f"aggregator address: {result.agg_addr}:{result.agg_port} (written to {plan_path})")
     origin = f" from {result.input_weights}" if result.input_weights else ""
     click.echo(f"initial model{origin}: {result.tensor_count} tensors written to {result.init_state_path}")

@@ -7,14 +7,17 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from openfl_cli.errors import PlanError, UsageError
+from openfl_cli.errors import FxError, PlanError, UsageError
 from openfl_cli.plan.files import read_yaml
 from openfl_cli.plan.plan import Plan
 from openfl_cli.utils.fs import atomic_write_text
+
+if TYPE_CHECKING:
+    from openfl_cli.data.base import DataLoader
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +54,16 @@ def initialize(
     data_path: str | Path = "plan/data.yaml",
     agg_addr: str | None = None,
     input_weights: str | Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> InitializeResult:
+    """`input_shape` (one sample, without the batch axis) builds the model without any data loader."""
     plan = Plan.load(plan_path, cols_path, data_path)
     network = plan.network_settings
     addr = resolve_address(agg_addr) if agg_addr or network.agg_addr == "auto" else str(network.agg_addr)
     port = stable_port(plan.hash) if network.agg_port == "auto" else int(network.agg_port)
 
     # build the model before touching any file, so a broken runner leaves the workspace as it was
-    first = next(iter(plan.data_paths), None)
-    loader = plan.build_data_loader(first) if first else plan.build_data_loader("", data_path="1")
-    runner = plan.build_task_runner(loader)
+    runner = plan.build_task_runner(_loader_for_initialize(plan, input_shape))
     tensors = runner.get_tensor_dict(with_opt_vars=False)
     if not tensors:
         raise UsageError(f"the task runner {plan.config['task_runner']['template']} has no tensors")
@@ -81,6 +84,23 @@ def initialize(
     target = plan.resolve_path(plan.aggregator_settings.init_state_path)
     save_snapshot(target, tensors, round_number=0)
     return InitializeResult(plan.plan_path, addr, port, target, len(tensors), plan.hash, source)
+
+
+def _loader_for_initialize(plan: Plan, input_shape: tuple[int, ...] | None) -> DataLoader:
+    if input_shape is not None:
+        from openfl_cli.data.shape_only import ShapeOnlyDataLoader
+
+        return ShapeOnlyDataLoader(input_shape)
+    first = next(iter(plan.data_paths), None)
+    try:
+        return plan.build_data_loader(first) if first else plan.build_data_loader("", data_path="1")
+    except PlanError:
+        raise
+    except (FxError, OSError) as error:  # no data here: the aggregator's machine usually holds none
+        raise UsageError(
+            f"{error}\n(the initial model is built with the data loader; without data on this machine,"
+            " give the model's input shape instead: fx plan initialize --input-shape [C,H,W])"
+        ) from None
 
 
 def _check_same_layout(given: dict[str, Any], expected: dict[str, Any], name: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -140,3 +142,94 @@ def test_cli_commands(make_workspace, in_workspace):
     assert "agg.example:" in done.output and "2 tensors written to" in done.output
     bad = runner.invoke(validate, ["-p", "plan/missing.yaml"])
     assert isinstance(bad.exception, PlanError)
+
+
+# A loader that needs its data on disk and a runner whose model depends on the input shape, as the
+# image templates have: the aggregator's machine usually holds none of that data.
+DATA_BOUND_LOADER = """
+from pathlib import Path
+
+from openfl_cli.data.base import DataLoader
+
+
+class FolderLoader(DataLoader):
+    def __init__(self, data_path, batch_size, collaborator_count=None, **settings):
+        super().__init__(data_path, batch_size, collaborator_count, **settings)
+        self.images = (Path("data") / str(data_path) / "images.txt").read_text().split()
+
+    def get_train_loader(self, **kwargs):
+        return [self.images]
+
+    def get_valid_loader(self, **kwargs):
+        return [self.images]
+
+    def get_train_data_size(self):
+        return len(self.images)
+
+    def get_valid_data_size(self):
+        return len(self.images)
+
+    def get_feature_shape(self):
+        return (1, 4, 4)
+"""
+SHAPED_RUNNER = """
+import numpy as np
+
+from openfl_cli.runners.base import TaskRunner
+
+
+class ShapedRunner(TaskRunner):
+    def __init__(self, data_loader=None):
+        super().__init__(data_loader)
+        features = int(np.prod(data_loader.get_feature_shape()))
+        self.weights = {"dense/w": np.zeros((features, 2), np.float32)}
+
+    def get_tensor_dict(self, with_opt_vars=False):
+        return {name: value.copy() for name, value in self.weights.items()}
+
+    def set_tensor_dict(self, tensors, with_opt_vars=False):
+        self.weights.update(tensors)
+
+    def reset_opt_vars(self):
+        pass
+
+    def train_epoch(self, round_number, **kwargs):
+        return {"loss": 0.5}
+
+    def validate_pass(self, round_number, **kwargs):
+        return {"acc": 0.9}
+"""
+
+
+def data_bound_workspace(make_workspace) -> Path:
+    plan = PLAN.replace("src.dataloader.TinyLoader", "src.folderloader.FolderLoader").replace(
+        "src.taskrunner.TinyRunner", "src.shaped.ShapedRunner"
+    )
+    return make_workspace(
+        plan, files={"src/folderloader.py": DATA_BOUND_LOADER, "src/shaped.py": SHAPED_RUNNER}
+    )
+
+
+def test_input_shape_builds_the_model_without_any_data(make_workspace, in_workspace):
+    from openfl_cli.cli.plan import initialize as initialize_cmd
+
+    root = in_workspace(data_bound_workspace(make_workspace))
+    with pytest.raises(
+        UsageError, match=r"(?s)images.txt.*give the model's input shape instead: .*--input-shape"
+    ):
+        initialize(agg_addr="h")
+    assert not (root / "save/init.pbuf").exists()
+
+    done = CliRunner().invoke(initialize_cmd, ["-a", "h", "--input-shape", "[1, 8, 8]"])
+    assert done.exit_code == 0, done.output
+    assert load_snapshot(root / "save/init.pbuf").tensors["dense/w"].shape == (64, 2)
+
+
+@pytest.mark.parametrize("text", ["", "[]", "1,x", "[1,0,3]", "-2"])
+def test_a_bad_input_shape_is_a_usage_error(make_workspace, in_workspace, text: str):
+    from openfl_cli.cli.plan import initialize as initialize_cmd
+
+    in_workspace(data_bound_workspace(make_workspace))
+    refused = CliRunner().invoke(initialize_cmd, ["-a", "h", "--input-shape", text])
+    assert isinstance(refused.exception, UsageError)  # exit code 2 from fx
+    assert f"--input-shape {text!r}: expected positive sizes" in str(refused.exception)
