@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable
@@ -109,6 +110,15 @@ def agg_addr(value: Any) -> str:
         return check_fqdn(value)
     except UsageError:
         raise _fail("a host name, an IP address or 'auto'", value) from None
+
+
+def ip_address(value: Any) -> str:
+    import ipaddress
+
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return str(ipaddress.ip_address(value.strip("[]")))
+    raise _fail("an IP address of this machine: 0.0.0.0 (all IPv4 interfaces), :: or 127.0.0.1, ...", value)
 
 
 def agg_port(value: Any) -> int | str:

@@ -78,6 +78,7 @@ class CollaboratorSettings(_Validated):
 class NetworkSettings(_Validated):
     agg_addr: str = _checked("auto", checks.agg_addr)
     agg_port: int | str = _checked("auto", checks.agg_port)
+    bind_addr: str = _checked("0.0.0.0", checks.ip_address)
     use_tls: bool = _checked(True, checks.boolean)
     require_client_auth: bool = _checked(True, checks.boolean)
     client_reconnect_interval: float = _checked(5, checks.positive_number())

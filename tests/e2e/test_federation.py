@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import signal
@@ -295,3 +296,34 @@ def test_collaborator_gives_up_when_the_aggregator_is_gone(make_federation) -> N
     assert result.returncode == 1, result.stderr
     assert "unreachable for 2 s" in result.stderr or "unreachable" in result.stderr, result.stderr
     assert time.monotonic() - began < 15
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses with a socket listening on `port`, from Linux's socket tables (gRPC may
+    listen on an IPv6 socket for an IPv4 address: shown as that IPv4 address)."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address_hex, port_hex = local.split(":")
+            if state != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(address_hex)  # 32-bit words in host (little-endian) order
+            packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            address = ipaddress.ip_address(packed)
+            mapped = getattr(address, "ipv4_mapped", None)
+            found.add(str(mapped or address))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's socket table")
+def test_the_aggregator_listens_where_the_plan_says(make_federation) -> None:
+    federation: Federation = make_federation(
+        plan_changes={"network": {"settings": {"bind_addr": "127.0.0.1"}}}
+    )
+    aggregator = federation.start_aggregator()
+    federation.wait_for("aggregator.log", rf"listening on 127\.0\.0\.1:{federation.port}")
+    assert _listening_addresses(federation.port) == {"127.0.0.1"}
+    ping = run_fx(["collaborator", "ping", "-n", "one"], cwd=federation.collaborators["one"])
+    assert "TLS handshake ok" in ping.stdout and "plan hash matches" in ping.stdout, ping.stdout
+    federation.kill(aggregator)

@@ -57,6 +57,7 @@ def test_aggregator_values(make_workspace, in_workspace, line, expected):
     [
         ("agg_port: 70000", "agg_port", "expected a port number from 1 to 65535 or 'auto', got 70000"),
         ("agg_addr: 'bad host/name'", "agg_addr", "expected a host name, an IP address or 'auto'"),
+        ("bind_addr: agg.example.org", "bind_addr", "expected an IP address of this machine: 0.0.0.0"),
         ("client_reconnect_interval: -1", "client_reconnect_interval", "expected a positive number"),
         ("disable_client_auth: 1", "disable_client_auth", "expected true or false, got 1"),
     ],

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BIND_ADDRESS = "0.0.0.0"
 SERVER_STOP_GRACE = 3.0  # seconds for answers in flight (the last QUITs) when the server stops
 
 
@@ -158,7 +157,7 @@ def start_aggregator(
             tls = aggregator_tls_paths(plan.workspace, address)
         server = AggregatorServer(
             aggregator,
-            BIND_ADDRESS,
+            network.bind_addr,
             port,
             tls,
             use_tls=network.use_tls,
