@@ -175,29 +175,14 @@ class FolderLoader(DataLoader):
 SHAPED_RUNNER = """
 import numpy as np
 
-from openfl_cli.runners.base import TaskRunner
+from src.taskrunner import TinyRunner
 
 
-class ShapedRunner(TaskRunner):
+class ShapedRunner(TinyRunner):
     def __init__(self, data_loader=None):
         super().__init__(data_loader)
         features = int(np.prod(data_loader.get_feature_shape()))
         self.weights = {"dense/w": np.zeros((features, 2), np.float32)}
-
-    def get_tensor_dict(self, with_opt_vars=False):
-        return {name: value.copy() for name, value in self.weights.items()}
-
-    def set_tensor_dict(self, tensors, with_opt_vars=False):
-        self.weights.update(tensors)
-
-    def reset_opt_vars(self):
-        pass
-
-    def train_epoch(self, round_number, **kwargs):
-        return {"loss": 0.5}
-
-    def validate_pass(self, round_number, **kwargs):
-        return {"acc": 0.9}
 """
 
 
