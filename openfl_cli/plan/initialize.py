@@ -98,8 +98,8 @@ def _loader_for_initialize(plan: Plan, input_shape: tuple[int, ...] | None) -> D
         raise
     except (FxError, OSError) as error:  # no data here: the aggregator's machine usually holds none
         raise UsageError(
-            f"{error}\n(the initial model is built with the data loader; without data on this machine,"
-            " give the model's input shape instead: fx plan initialize --input-shape [C,H,W])"
+            f"{error}; without data on this machine, build the initial model from the input shape:"
+            " fx plan initialize --input-shape [C,H,W]"
         ) from None
 
 
