@@ -5,9 +5,10 @@
           load the right weights (global or locally trained), run `function(**kwargs)`, send the result
 
 The global model of a round is downloaded once; the locally trained weights are kept for `apply: local`
-tasks, and uploaded while such a validation runs (results still arrive in task order). A collaborator restarted mid-round gets only the tasks it has not finished; when one of them
-validates the local model it no longer has, it trains again first (training is deterministic given the
-round), without sending that result twice.
+tasks, and uploaded while such a validation runs (results still arrive in task order). A collaborator
+restarted mid-round gets only the tasks it has not finished; when one of them validates the local model
+it no longer has, it trains again first (training is deterministic given the round), without sending
+that result twice.
 """
 
 from __future__ import annotations
