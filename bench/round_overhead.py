@@ -79,7 +79,7 @@ class BenchRunner(TaskRunner):
 '''
 
 
-def prepare(root: Path, megabytes: float, rounds: int) -> Federation:
+def prepare(root: Path, megabytes: float, rounds: int, tensors: int = 25) -> Federation:
     (root / "certified").mkdir()
     certified = certify_federation(root / "certified", NAMES)
     federation = Federation(certified, root / "run")
@@ -91,7 +91,7 @@ def prepare(root: Path, megabytes: float, rounds: int) -> Federation:
             "data_loader": {"template": "src.benchrunner.BenchLoader", "settings": {"collaborator_count": 4}},
             "task_runner": {
                 "template": "src.benchrunner.BenchRunner",
-                "settings": {"megabytes": megabytes, "tensors": 25},
+                "settings": {"megabytes": megabytes, "tensors": tensors},
             },
         }
     )
