@@ -302,8 +302,10 @@ def _listening_addresses(port: int) -> set[str]:
     """The local addresses with a socket listening on `port`, from Linux's socket tables (gRPC may
     listen on an IPv6 socket for an IPv4 address: shown as that IPv4 address)."""
     found = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        if not table.exists():  # no IPv6 in this kernel
+            continue
+        for line in table.read_text().splitlines()[1:]:
             local, state = line.split()[1], line.split()[3]
             address_hex, port_hex = local.split(":")
             if state != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
