@@ -143,6 +143,8 @@ def mirror_of_tiny_mnist(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[
     checksums = {name: hashlib.md5(body, usedforsecurity=False).hexdigest() for name, body in bodies.items()}
     monkeypatch.setattr(mnist, "FILES", checksums)
     monkeypatch.delenv("FX_OFFLINE", raising=False)
+    for variable in ("no_proxy", "NO_PROXY"):  # the local mirrors, not through a proxy CI may set
+        monkeypatch.setenv(variable, "127.0.0.1,localhost")
     return bodies
 
 
