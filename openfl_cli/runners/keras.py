@@ -79,7 +79,7 @@ class KerasTaskRunner(TaskRunner):
     def get_tensor_dict(self, with_opt_vars: bool = False) -> dict[str, np.ndarray]:
         tensors = {name: _numpy(var) for name, var in self._weights.items()}
         if with_opt_vars:
-            tensors.update({name: _numpy(var) for name, var in self._opt_vars.items()})
+            tensors.update({name: _state_numpy(var) for name, var in self._opt_vars.items()})
         return tensors
 
     def set_tensor_dict(self, tensors: Mapping[str, np.ndarray], with_opt_vars: bool = False) -> None:
@@ -192,6 +192,14 @@ def _optimizer_names(
 
 def _numpy(var: keras.Variable) -> np.ndarray:
     return np.array(keras.ops.convert_to_numpy(var.value), copy=True)
+
+
+def _state_numpy(var: keras.Variable) -> np.ndarray:
+    """Optimizer state as it travels: integer counters as int64 whatever the backend (JAX keeps the
+    iteration as int32, TensorFlow as int64), so that collaborators on different backends send the same
+    dtypes; `_assign` casts back to the variable's own."""
+    array = _numpy(var)
+    return array.astype(np.int64) if array.dtype.kind in "iu" else array
 
 
 def _assign(var: keras.Variable, value: np.ndarray, name: str) -> None:

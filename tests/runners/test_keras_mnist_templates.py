@@ -58,6 +58,8 @@ JAX_SCRIPT = textwrap.dedent(
     loaded = keras.saving.load_model(path)
     same = np.allclose(loaded.predict_on_batch(loader.x_valid), runner.model.predict_on_batch(loader.x_valid))
     print(keras.backend.backend(), losses[-1] < losses[0], same, sorted(runner.get_tensor_dict())[:2])
+    state = runner.get_tensor_dict(with_opt_vars=True)
+    print("iteration", state["__opt__.iteration"].dtype, int(state["__opt__.iteration"]))
     """
 )
 
@@ -79,4 +81,6 @@ def test_keras_jax_mnist_runs_on_jax(tmp_path: Path) -> None:
         timeout=240,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == "jax True True ['0/bias', '0/kernel']"
+    *_, trained, iteration = proc.stdout.strip().splitlines()
+    assert trained == "jax True True ['0/bias', '0/kernel']"
+    assert iteration == "iteration int64 9"  # int32 in JAX, int64 on the wire as from TensorFlow
