@@ -30,7 +30,8 @@ def remove(workspace: str | Path, name: str) -> Removed:
     check_collaborator_name(name)
     revoked_file = revocation_path(workspace)
     with updating(revoked_file):
-        already = {record.fingerprint for record in read_records(revoked_file, REVOKED)}
+        revoked = read_records(revoked_file, REVOKED)
+        already = {record.fingerprint for record in revoked}
         issued = read_records(authority_paths(workspace).index, ISSUED)
         new = [
             CertificateRecord(r.name, r.role, r.serial, r.fingerprint, r.not_after, timestamp())
@@ -43,7 +44,7 @@ def remove(workspace: str | Path, name: str) -> Removed:
                 f"{name!r} is not a collaborator of this federation (not in plan/cols.yaml, never certified)"
             )
         if new:  # revoke first: a crash in between leaves it revoked but listed, never unrevoked
-            write_records(revoked_file, REVOKED, [*read_records(revoked_file, REVOKED), *new])
+            write_records(revoked_file, REVOKED, [*revoked, *new])
         removed = remove_collaborator(workspace, name)
     return Removed(name, removed, new)
 

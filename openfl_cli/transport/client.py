@@ -2,7 +2,7 @@
 
 Transport failures (aggregator down, connection broken mid-stream) are retried every
 `reconnect_interval` seconds until `reconnect_timeout` has passed since the first failure, then raise
-FxError. Refusals (not authorized, plan mismatch, late, invalid) raise `AggregatorRefused` at once.
+FxError. Refusals (not authorized, plan mismatch, late, duplicate, invalid) raise `AggregatorRefused` at once.
 Retrying a whole upload is safe: the aggregator aborts a broken result, and answers the retry of one it
 already has (its reply was lost) with a `duplicate` refusal, which the collaborator takes as delivered.
 """

@@ -46,9 +46,7 @@ class RefusalCode(str, Enum):
     NOT_AUTHORIZED = "not authorized"
     PLAN_MISMATCH = "plan mismatch"
     LATE = "late"  # result for a round that is closed
-    DUPLICATE = (
-        "duplicate"  # the aggregator already has (or is receiving) this result: a retry after a lost reply
-    )
+    DUPLICATE = "duplicate"  # a result the aggregator has (or is receiving): a retry after a lost reply
     INVALID = "invalid"  # malformed, wrong shape/dtype, non-finite values, oversized
     UNKNOWN_TASK = "unknown task"
 
