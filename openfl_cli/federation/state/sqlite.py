@@ -2,10 +2,20 @@
 synchronous=FULL), tensors as raw little-endian bytes (dtype name + shape; never pickle) split into
 chunks so a tensor may exceed SQLite's blob limit.
 
-Sized for models of hundreds of MB written every round, in the background of the next round:
-64 KiB pages cut SQLite's per-page work (CPU and syscalls) about threefold against the default 4 KiB,
-and a rollback journal writes new tensor pages once (they reuse pages freed by pruned rounds, which
-SQLite does not journal), where WAL writes them twice (into the log, then at checkpoint)."""
+Sized for models of hundreds of MB written every round, in the background of the next round, so that a
+round's tensors cross the disk once (measured with a 100 MB model: 0.3 s, 400 MB written, 300 MB read
+per commit before; 0.12 s, 100 MB and 100 MB now):
+- 64 KiB pages cut SQLite's per-page work (CPU and syscalls) about threefold against the default 4 KiB.
+- A rollback journal, not WAL: WAL writes every page twice (into the log, then at checkpoint).
+- The new round goes into pages freed by an earlier transaction, which SQLite neither journals nor reads
+  back; so old rounds are pruned after the new one is written, and the file holds db_store_rounds + 1
+  models (the one more is what a crash-safe overwrite needs anyway; pruning first kept it in the journal).
+- secure_delete=FAST: builds that default it ON (Debian's) zero every pruned page, which journals and
+  rewrites a whole model per round. Pruned rounds are older models of this same aggregator, no more
+  secret than the ones kept.
+- Chunks of 1 MiB fit SQLite's page cache: a zeroblob row is filled through the blob API before any of
+  its pages can spill to disk as zeros (64 MiB chunks wrote each page twice and read it back once).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +38,8 @@ from openfl_cli.federation.state.base import (
 )
 from openfl_cli.tensors.codec import array_bytes, array_from_buffer, dtype_name, expected_nbytes
 
-CHUNK_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
+CACHE_KIB = 8 * 1024  # SQLite's page cache: several chunks' pages, so a chunk never spills half-written
 PAGE_BYTES = 64 * 1024  # SQLite's largest page size
 MODEL_SCOPE = "model"
 _AGG_PREFIX = "agg:"
@@ -85,6 +96,8 @@ class SqliteStateStore(StateStore):
             self._db.execute(f"PRAGMA page_size={PAGE_BYTES}")  # takes effect in a new database only
             self._db.execute("PRAGMA journal_mode=DELETE")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=FAST")
+            self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._open(reset)
         except BaseException:
@@ -206,20 +219,19 @@ class SqliteStateStore(StateStore):
         aggregation_state: Mapping[str, Mapping[str, np.ndarray]] | None,
     ) -> None:
         with self._transaction() as db:
-            # Pruning first lets the new round reuse the freed pages: the file stays near
-            # db_store_rounds models instead of one more.
+            # Written before anything is pruned: see the module's docstring.
+            for name, array in tensors.items():
+                self._write_tensor(db, round_number, MODEL_SCOPE, name, array)
+            if aggregation_state is not None:
+                for task, state in aggregation_state.items():
+                    for name, array in state.items():
+                        self._write_tensor(db, round_number, _AGG_PREFIX + task, name, array)
+                db.execute("DELETE FROM tensors WHERE scope LIKE 'agg:%' AND round != ?", (round_number,))
+                self._set_meta(db, "agg_tasks", json.dumps(sorted(aggregation_state)))
             db.execute(
                 "DELETE FROM tensors WHERE scope = ? AND round <= ?",
                 (MODEL_SCOPE, round_number - self.db_store_rounds),
             )
-            for name, array in tensors.items():
-                self._write_tensor(db, round_number, MODEL_SCOPE, name, array)
-            if aggregation_state is not None:
-                db.execute("DELETE FROM tensors WHERE scope LIKE 'agg:%'")
-                for task, state in aggregation_state.items():
-                    for name, array in state.items():
-                        self._write_tensor(db, round_number, _AGG_PREFIX + task, name, array)
-                self._set_meta(db, "agg_tasks", json.dumps(sorted(aggregation_state)))
             db.executemany(
                 "INSERT INTO metrics (round, node, task, metric, value, time) VALUES (?, ?, ?, ?, ?, ?)",
                 [(m.round_number, m.node, m.task, m.metric, m.value, m.time) for m in metrics],
