@@ -8,7 +8,8 @@ download and upload) over loopback. Targets: 2 collaborators under 1.5 s and und
 
     .venv/bin/python bench/round_overhead.py [--megabytes 100] [--rounds 8]
 
-The figures are medians: of the rounds after the first, and of FLOOR_TRIES floor measurements.
+The figures are medians: of the rounds after the first, and of FLOOR_TRIES floor measurements taken
+before and after each federation run.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def _vm_hwm(pid: int) -> int:
 # -- the floor: Python's ssl moving the same bytes ----------------------------------------------------------
 
 CHUNK = 2 * 1024 * 1024
-FLOOR_TRIES = 5
+FLOOR_TRIES = 9
 
 
 def _serve_tls(listener: socket.socket, context: ssl.SSLContext, count: int, nbytes: int) -> None:
@@ -231,6 +232,18 @@ def tls_floor_seconds(federation: Federation, members: list[str], nbytes: int) -
     return elapsed
 
 
+def measure(federation: Federation, members: list[str], model_bytes: int) -> tuple[float, int, float]:
+    """(median overhead per round, aggregator peak RSS, median floor) of one federation run.
+
+    The floor is a fraction of a second and swings with the host (0.26-0.46 s back to back on an idle
+    machine): its median over tries before and after the run resists both that noise and a drift of the
+    host's load while the federation runs."""
+    floors = [tls_floor_seconds(federation, members, model_bytes) for _ in range(FLOOR_TRIES // 2)]
+    overheads, peak = run_once(federation, members, f"{len(members)}")
+    floors += [tls_floor_seconds(federation, members, model_bytes) for _ in range(FLOOR_TRIES - len(floors))]
+    return statistics.median(overheads), peak, statistics.median(floors)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -244,13 +257,7 @@ def main() -> None:
         try:
             results = {}
             for count in (2, 4):
-                members = NAMES[:count]
-                overheads, peak = run_once(federation, members, f"{count}")
-                # the floor is a fraction of a second: its median over a few tries resists the noise
-                floor = statistics.median(
-                    tls_floor_seconds(federation, members, model_bytes) for _ in range(FLOOR_TRIES)
-                )
-                results[count] = (statistics.median(overheads), peak, floor)
+                results[count] = measure(federation, NAMES[:count], model_bytes)
         finally:
             federation.close()
     print(
