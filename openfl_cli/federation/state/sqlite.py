@@ -9,7 +9,8 @@ per commit before; 0.12 s, 100 MB and 100 MB now):
 - A rollback journal, not WAL: WAL writes every page twice (into the log, then at checkpoint).
 - The new round goes into pages freed by an earlier transaction, which SQLite neither journals nor reads
   back; so old rounds are pruned after the new one is written, and the file holds db_store_rounds + 1
-  models (the one more is what a crash-safe overwrite needs anyway; pruning first kept it in the journal).
+  models (the one more is what a crash-safe overwrite needs anyway; pruning first kept it in the journal),
+  and likewise two rounds of a server optimizer's state.
 - secure_delete=FAST: builds that default it ON (Debian's) zero every pruned page, which journals and
   rewrites a whole model per round. Pruned rounds are older models of this same aggregator, no more
   secret than the ones kept.
