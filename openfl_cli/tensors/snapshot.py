@@ -2,7 +2,7 @@
 
 Written one tensor at a time and read one tensor at a time, with each tensor's bytes going from the
 array to the file and from the file to a fresh array without protobuf in between: no 2 GiB message
-limit and no intermediate copies. Writes are atomic.
+limit and no intermediate copies. Writes are atomic, and go past the page cache (`utils.direct_io`).
 Snapshots written by OpenFL (float32 bytes, shape in the first transformer metadata) load too.
 """
 
@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -28,7 +27,7 @@ from openfl_cli.tensors.wire import (
     encode_tag,
     encode_varint,
 )
-from openfl_cli.utils.fs import atomic_writer
+from openfl_cli.utils.fs import ByteSink, atomic_direct_writer
 
 _INT32_MAX = 2**31 - 1
 _TENSORS_TAG = encode_tag(ModelProto.TENSORS_FIELD_NUMBER, LENGTH_DELIMITED)
@@ -58,7 +57,7 @@ def save_snapshot(
         raise ValueError(f"round_number must be in 0..{_INT32_MAX}, got {round_number}")
     if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tags):
         raise TypeError(f"tags must be a sequence of strings, got {tags!r}")
-    with atomic_writer(path) as handle:
+    with atomic_direct_writer(path) as handle:
         count = 0
         for name, array in tensors.items():
             if not isinstance(name, str) or not name:
@@ -92,7 +91,7 @@ def load_snapshot(path: str | Path) -> Snapshot:
 
 
 def _write_tensor(
-    handle: BinaryIO, name: str, array: np.ndarray, round_number: int, tags: tuple[str, ...]
+    handle: ByteSink, name: str, array: np.ndarray, round_number: int, tags: tuple[str, ...]
 ) -> None:
     array = as_array(array)
     data = array_bytes(array)

@@ -9,14 +9,20 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 PRIVATE_MODE = 0o600
 
 
+class ByteSink(Protocol):
+    """Where a writer of bytes puts them (a binary file, or a `DirectWriter`)."""
+
+    def write(self, data: bytes | memoryview, /) -> int: ...
+
+
 @contextlib.contextmanager
-def atomic_writer(path: str | Path, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """Yield a binary file in the target's folder; on success fsync it and rename it over `path`.
+def _replacing(path: str | Path, mode: int) -> Iterator[int]:
+    """A new file's descriptor in the target's folder; after the body, fsync it and rename it over `path`.
 
     A process killed at any moment leaves either the old file or the new one, never a mix.
     """
@@ -24,17 +30,41 @@ def atomic_writer(path: str | Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            os.fchmod(fd, mode)
+            yield fd
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp_name, target)
         _fsync_dir(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Yield a binary file in the target's folder; on success fsync it and rename it over `path`."""
+    with _replacing(path, mode) as fd, os.fdopen(fd, "wb", closefd=False) as handle:
+        yield handle
+        handle.flush()
+
+
+@contextlib.contextmanager
+def atomic_direct_writer(path: str | Path, mode: int = 0o644) -> Iterator[ByteSink]:
+    """`atomic_writer` for large files written once: the bytes go to the disk past the page cache
+    (O_DIRECT where the file system allows it, see `utils.direct_io`)."""
+    from openfl_cli.utils.direct_io import DirectWriter
+
+    with _replacing(path, mode) as fd:
+        writer = DirectWriter(fd)
+        try:
+            yield writer
+            writer.finish()
+        finally:
+            writer.close()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes | memoryview, mode: int = 0o644) -> None:
