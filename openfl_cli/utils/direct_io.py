@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import mmap
 import os
 
 import numpy as np
@@ -39,9 +38,7 @@ class DirectWriter:
         self._size = 0  # bytes accepted so far: the file's final length
         self._filled = 0  # bytes waiting in the buffer
         self._direct = _set_direct(fd, True)
-        # page-aligned; private: no shared-memory file behind it
-        self._mapping = mmap.mmap(-1, buffer_bytes, flags=mmap.MAP_PRIVATE) if self._direct else None
-        self._buffer = np.frombuffer(self._mapping, dtype=np.uint8) if self._mapping else None
+        self._buffer = _aligned_buffer(buffer_bytes) if self._direct else None
 
     @property
     def direct(self) -> bool:
@@ -83,13 +80,10 @@ class DirectWriter:
     def close(self) -> None:
         """Let the buffer go (the file descriptor stays open)."""
         self._buffer = None
-        if self._mapping is not None:
-            self._mapping.close()
-            self._mapping = None
 
     def _flush(self, nbytes: int) -> None:
-        assert self._mapping is not None
-        view = memoryview(self._mapping)[:nbytes]
+        assert self._buffer is not None
+        view = memoryview(self._buffer[:nbytes])
         try:
             written = os.write(self._fd, view) if self._direct else 0
         except OSError as exc:
@@ -101,7 +95,12 @@ class DirectWriter:
             self._direct = _set_direct(self._fd, False)
             _write_all(self._fd, view[written:])
         self._filled = 0
-        view.release()
+
+
+def _aligned_buffer(nbytes: int) -> np.ndarray:
+    raw = np.empty(nbytes + ALIGN, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start : start + nbytes]
 
 
 def _set_direct(fd: int, enabled: bool) -> bool:

@@ -100,6 +100,22 @@ def test_other_write_errors_surface(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         _write(tmp_path / "out", [b"x" * (3 * SMALL_BUFFER)])
 
 
+def test_a_disk_error_in_an_atomic_write_surfaces_as_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "model.pbuf"
+    target.write_bytes(b"old")
+
+    def disk_full(fd: int, data: memoryview) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(direct_io.os, "write", disk_full)
+    with pytest.raises(OSError, match="No space"), atomic_direct_writer(target) as handle:
+        handle.write(b"x" * (3 * direct_io.BUFFER_BYTES))
+    assert target.read_bytes() == b"old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.pbuf"]
+
+
 def test_a_failed_atomic_write_leaves_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "model.pbuf"
     target.write_bytes(b"old")
