@@ -232,8 +232,11 @@ def tls_floor_seconds(federation: Federation, members: list[str], nbytes: int) -
     return elapsed
 
 
-def measure(federation: Federation, members: list[str], model_bytes: int) -> tuple[float, int, float]:
-    """(median overhead per round, aggregator peak RSS, median floor) of one federation run.
+def measure(
+    federation: Federation, members: list[str], model_bytes: int
+) -> tuple[list[float], int, list[float]]:
+    """(overhead of each round, aggregator peak RSS, floor tries) of one federation run; the figures
+    judged are their medians.
 
     The floor is a fraction of a second and swings with the host (0.26-0.46 s back to back on an idle
     machine): its median over tries before and after the run resists both that noise and a drift of the
@@ -241,7 +244,7 @@ def measure(federation: Federation, members: list[str], model_bytes: int) -> tup
     floors = [tls_floor_seconds(federation, members, model_bytes) for _ in range(FLOOR_TRIES // 2)]
     overheads, peak = run_once(federation, members, f"{len(members)}")
     floors += [tls_floor_seconds(federation, members, model_bytes) for _ in range(FLOOR_TRIES - len(floors))]
-    return statistics.median(overheads), peak, statistics.median(floors)
+    return overheads, peak, floors
 
 
 def main() -> None:
@@ -264,17 +267,22 @@ def main() -> None:
         f"model: {model_bytes / MB:.0f} MB float32 in 25 tensors;"
         f" {args.rounds} rounds (the first one not counted)"
     )
-    for count, (overhead, peak, floor) in results.items():
+    for count, (overheads, peak, floors) in results.items():
+        overhead, floor = statistics.median(overheads), statistics.median(floors)
         print(
             f"{count} collaborators: {overhead:.2f} s per round outside training"
-            f" (ssl floor {floor:.2f} s, {overhead / floor:.1f}x); aggregator peak memory {peak / MB:.0f} MB"
+            f" (ssl floor {floor:.2f} s, {overhead / floor:.2f}x); aggregator peak memory {peak / MB:.0f} MB"
         )
-    overhead2, _, floor2 = results[2]
+        print(
+            f"  spread: rounds {min(overheads):.2f}-{max(overheads):.2f} s,"
+            f" floor tries {min(floors):.2f}-{max(floors):.2f} s"
+        )
+    overhead2, floor2 = statistics.median(results[2][0]), statistics.median(results[2][2])
     peak4 = results[4][1]
     limit = 4 * model_bytes + 300 * MB
     checks = [
         (f"2 collaborators: overhead {overhead2:.2f} s < 1.5 s", overhead2 < 1.5),
-        (f"2 collaborators: overhead {overhead2 / floor2:.1f}x floor < 2.5x", overhead2 < 2.5 * floor2),
+        (f"2 collaborators: overhead {overhead2 / floor2:.2f}x floor < 2.5x", overhead2 < 2.5 * floor2),
         (
             f"4 collaborators: peak {peak4 / MB:.0f} MB < {limit / MB:.0f} MB (4x model + 300 MB)",
             peak4 < limit,
