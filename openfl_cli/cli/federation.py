@@ -14,7 +14,7 @@ from openfl_cli.cli.options import collaborator_name_option, cols_option, data_o
 @cols_option
 def aggregator_start(plan_path: str, cols_path: str) -> None:
     """Serve the federation until the last round is done."""
-    from openfl_cli.federation.runtime.aggregator import start_aggregator
+    from openfl_cli.node.aggregator import start_aggregator
 
     run = start_aggregator(plan_path, cols_path)
     if not run.finished:
@@ -35,7 +35,7 @@ def aggregator_start(plan_path: str, cols_path: str) -> None:
 @data_option
 def collaborator_start(name: str, plan_path: str, data_path: str) -> None:
     """Work through the aggregator's tasks until the experiment is over."""
-    from openfl_cli.federation.runtime.collaborator import start_collaborator
+    from openfl_cli.node.collaborator import start_collaborator
 
     start_collaborator(name, plan_path, data_path)
 
@@ -46,7 +46,7 @@ def collaborator_start(name: str, plan_path: str, data_path: str) -> None:
 @data_option
 def collaborator_ping(name: str, plan_path: str, data_path: str) -> None:
     """Check the connection to the aggregator: reachable, TLS, authorization, plan."""
-    from openfl_cli.federation.runtime.ping import ping_aggregator
+    from openfl_cli.node.ping import ping_aggregator
 
     result = ping_aggregator(name, plan_path, data_path)
     click.echo(result.line)

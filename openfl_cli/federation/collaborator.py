@@ -16,19 +16,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from openfl_cli.errors import FxError
 from openfl_cli.federation.progress import TaskProgress
-from openfl_cli.runners.base import OPT_PREFIX
+from openfl_cli.federation.update import ModelUpdate
 from openfl_cli.transport.messages import Action, PingReply, RefusalCode, Refused, SendReport, TaskAssignment
 from openfl_cli.utils.background import BackgroundCall
 
 if TYPE_CHECKING:
-    from openfl_cli.runners.base import TaskResult, TaskRunner
     from openfl_cli.transport.messages import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -56,6 +55,21 @@ class AggregatorLink(Protocol):
     ) -> SendReport: ...
 
 
+class TaskRunner(Protocol):
+    """What the collaborator needs from a task runner (`runners.base.TaskRunner` is one): load the
+    weights of a round, and tasks as methods `function(round_number, task_name=..., **kwargs)` that
+    return a `ModelUpdate`."""
+
+    def rebuild_model(
+        self,
+        tensors: Mapping[str, np.ndarray],
+        opt_treatment: str = "RESET",
+        validation: bool = False,
+        *,
+        weights_loaded: bool = False,
+    ) -> None: ...
+
+
 def is_training(function: str) -> bool:
     return function in TRAINING_FUNCTIONS
 
@@ -67,7 +81,7 @@ class _Sending:
     task: TaskSpec
     label: str
     seconds: float
-    result: TaskResult
+    result: ModelUpdate
     with_tensors: bool
     call: BackgroundCall[SendReport] | None = None
 
@@ -186,7 +200,7 @@ class Collaborator:
         seconds = time.monotonic() - started
         if not self._settle(state):
             return False
-        tensors = self._upload_tensors(state, result) if result.tensors else {}
+        tensors = self._upload_tensors(state, result) if result.has_tensors else {}
 
         def send() -> SendReport:
             metrics, count = result.metrics, result.sample_count
@@ -256,7 +270,7 @@ class Collaborator:
             f"{sending.label}: {metrics} ({result.sample_count} samples), {sending.seconds:.2f} s{sent}"
         )
 
-    def _execute(self, state: _Round, task: TaskSpec) -> TaskResult:
+    def _execute(self, state: _Round, task: TaskSpec) -> ModelUpdate:
         if is_training(task.function):
             self._load(state.global_model, validation=False)
         elif task.kwargs.get("apply") == "local":
@@ -266,9 +280,9 @@ class Collaborator:
             self._load(state.local_model, validation=True)
         else:
             self._load(state.global_model, validation=True)
-        result = self._run(task, state.number)
-        if result.tensors:
-            state.local_model = result.tensors
+        result, trained = self._run(task, state.number)
+        if trained is not None:
+            state.local_model = trained
         return result
 
     def _train_again(self, state: _Round) -> None:
@@ -280,7 +294,7 @@ class Collaborator:
             "round %d: no locally trained model (restarted?): training again to validate it", state.number + 1
         )
         self._load(state.global_model, validation=False)
-        state.local_model = self._run(self.training_task, state.number).tensors
+        state.local_model = self._run(self.training_task, state.number)[1]
 
     def _load(self, tensors: Mapping[str, np.ndarray], *, validation: bool) -> None:
         loaded = self._runner_holds is tensors
@@ -288,23 +302,25 @@ class Collaborator:
         self.runner.rebuild_model(tensors, self.opt_treatment, validation=validation, weights_loaded=loaded)
         self._runner_holds = tensors
 
-    def _run(self, task: TaskSpec, round_number: int) -> TaskResult:
-        """Call the task, keeping track of what the runner's weights are afterwards."""
+    def _run(self, task: TaskSpec, round_number: int) -> tuple[ModelUpdate, dict[str, np.ndarray] | None]:
+        """Call the task, keeping track of what the runner's weights are afterwards; also return the
+        update's tensors as one flat mapping (the local model), None when it has none."""
         held, self._runner_holds = self._runner_holds, None  # unknown while it runs (it may fail)
         result = self._call(task, round_number)
+        trained = result.tensors if result.has_tensors else None
         if is_training(task.function):
             # a training task returns the weights it trained, which the runner now holds
-            self._runner_holds = result.tensors or None
+            self._runner_holds = trained
         elif task.function in VALIDATION_FUNCTIONS:
             self._runner_holds = held
-        return result
+        return result, trained
 
-    def _call(self, task: TaskSpec, round_number: int) -> TaskResult:
+    def _call(self, task: TaskSpec, round_number: int) -> ModelUpdate:
         function = getattr(self.runner, task.function, None)
         if not callable(function):
             raise FxError(f"task {task.name!r}: the task runner has no method {task.function!r}")
         try:
-            return function(round_number, task_name=task.name, **task.kwargs)
+            result = function(round_number, task_name=task.name, **task.kwargs)
         except FxError:
             raise
         except Exception as exc:
@@ -312,24 +328,22 @@ class Collaborator:
             raise FxError(
                 f"task {task.name!r} ({task.function}) failed: {type(exc).__name__}: {exc}"
             ) from exc
+        if not isinstance(result, ModelUpdate):
+            raise FxError(
+                f"task {task.name!r} ({task.function}) returned {type(result).__name__}, expected a ModelUpdate"
+            )
+        return result
 
-    def _upload_tensors(self, state: _Round, result: TaskResult) -> dict[str, np.ndarray]:
+    def _upload_tensors(self, state: _Round, result: ModelUpdate) -> dict[str, np.ndarray]:
         """The trained tensors to send: optimizer state only for CONTINUE_GLOBAL, deltas when asked."""
         with_opt = self.opt_treatment == "CONTINUE_GLOBAL"
-        tensors = {
-            name: array
-            for name, array in result.tensors.items()
-            if with_opt or not name.startswith(OPT_PREFIX)
-        }
-        if not self.use_delta_updates:
-            return tensors
-        deltas: dict[str, np.ndarray] = {}
-        for name, array in tensors.items():
-            received = state.global_model.get(name)
-            if received is None or array.dtype.kind == "b":
-                raise FxError(f"tensor {name!r}: cannot send a delta (no global value or a boolean tensor)")
-            deltas[name] = np.subtract(array, received, dtype=array.dtype)
-        return deltas
+        update = result if with_opt else replace(result, optimizer_state={})
+        if self.use_delta_updates:
+            try:
+                update = update.delta_from(state.global_model)
+            except ValueError as exc:
+                raise FxError(str(exc)) from None
+        return update.flat(with_optimizer=with_opt)
 
     def _report_metrics(self, task: str, round_number: int, metrics: Mapping[str, float]) -> None:
         if self.metric_callback is None:

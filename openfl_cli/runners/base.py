@@ -5,40 +5,31 @@ The collaborator only talks to this interface. Framework runners (`runners/torch
 access and the two passes; users subclass those and override small hooks.
 
 Tensors cross this boundary as `dict[str, numpy.ndarray]`, with stable names, their own dtype and
-shape. Optimizer state (for `opt_treatment: CONTINUE_GLOBAL`) uses names that start with
-`OPT_PREFIX` so the aggregator can tell them apart.
+shape; optimizer state (for `opt_treatment: CONTINUE_GLOBAL`) is named with `OPT_PREFIX` in that flat
+mapping. Tasks return a `ModelUpdate` (weights and optimizer state apart, metrics, sample count, round).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from openfl_cli.federation.update import OPT_PREFIX, ModelUpdate
 
 if TYPE_CHECKING:
     import numpy as np
 
     from openfl_cli.data.base import DataLoader
 
-OPT_PREFIX = "__opt__."
+__all__ = ["OPT_PREFIX", "OPT_TREATMENTS", "ModelUpdate", "TaskResult", "TaskRunner"]
+
 OPT_TREATMENTS = ("RESET", "CONTINUE_LOCAL", "CONTINUE_GLOBAL")
 MetricCallback = Callable[[str, str, int, float], None]  # (task name, metric name, round, value)
 
 
-@dataclass
-class TaskResult:
-    """What one task produced: metrics, the sample count that weighs them, and (train) tensors."""
-
-    metrics: dict[str, float]
-    sample_count: int
-    tensors: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.sample_count < 0:
-            raise ValueError(f"sample_count must be >= 0, got {self.sample_count}")
-        self.metrics = {str(name): float(value) for name, value in self.metrics.items()}
+TaskResult = ModelUpdate  # the name tasks returned before the update type had one
 
 
 class TaskRunner(ABC):
@@ -106,7 +97,7 @@ class TaskRunner(ABC):
         metrics: Sequence[str] | None = None,
         task_name: str = "train",
         **kwargs: Any,
-    ) -> TaskResult:
+    ) -> ModelUpdate:
         """Run `epochs` local epochs and return the trained weights and the last epoch's metrics."""
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -115,7 +106,9 @@ class TaskRunner(ABC):
             epoch_metrics = self.train_epoch(round_number, **kwargs)
         selected = self._select(epoch_metrics, metrics, task_name)
         self._report(task_name, round_number, selected)
-        return TaskResult(selected, self.train_sample_count, self.get_tensor_dict(with_opt_vars=True))
+        return ModelUpdate.from_tensors(
+            self.get_tensor_dict(with_opt_vars=True), selected, self.train_sample_count, round_number
+        )
 
     def validate_task(
         self,
@@ -124,13 +117,13 @@ class TaskRunner(ABC):
         metrics: Sequence[str] | None = None,
         task_name: str = "validate",
         **kwargs: Any,
-    ) -> TaskResult:
+    ) -> ModelUpdate:
         """Validate the weights currently loaded (the collaborator loads global or local ones)."""
         if apply not in ("global", "local"):
             raise ValueError(f"apply must be 'global' or 'local', got {apply!r}")
         selected = self._select(self.validate_pass(round_number, **kwargs), metrics, task_name)
         self._report(task_name, round_number, selected)
-        return TaskResult(selected, self.valid_sample_count)
+        return ModelUpdate(selected, self.valid_sample_count, round_number=round_number)
 
     @property
     def train_sample_count(self) -> int:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openfl_cli.data.base import DataLoader
-from openfl_cli.runners.base import OPT_PREFIX, TaskResult, TaskRunner
+from openfl_cli.runners.base import OPT_PREFIX, ModelUpdate, TaskRunner
 from openfl_cli.utils.fs import atomic_writer
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class PyTorchTaskRunner(TaskRunner):
         task_name: str = "train",
         mu: float = 0.0,
         **kwargs: Any,
-    ) -> TaskResult:
+    ) -> ModelUpdate:
         """`mu > 0` adds FedProx's proximal term (mu/2)*||w - w_global||^2 to the training loss."""
         if mu < 0:
             raise ValueError(f"mu must be >= 0, got {mu}")

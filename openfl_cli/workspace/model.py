@@ -71,9 +71,9 @@ def check_compatible(
 
     Optimizer tensors in the snapshot are ignored: only the model's weights are loaded.
     """
-    from openfl_cli.runners.base import OPT_PREFIX
+    from openfl_cli.federation.update import is_optimizer_tensor
 
-    weights = {name for name in found if not name.startswith(OPT_PREFIX)}
+    weights = {name for name in found if not is_optimizer_tensor(name)}
     problems = []
     if missing := sorted(set(expected) - weights):
         problems.append(f"missing tensors {_few(missing)}")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from openfl_cli.federation.aggregation.average import WeightedAverage
-from openfl_cli.runners.base import OPT_PREFIX
+from openfl_cli.federation.update import is_optimizer_tensor
 
 
 def _check(name: str, value: float, low: float, high: float, *, low_open: bool, high_open: bool) -> float:
@@ -56,7 +56,7 @@ class _ServerOptimizer(WeightedAverage):
         self._state = loaded
 
     def _server_step(self, name: str, global_value: np.ndarray, aggregate: np.ndarray) -> np.ndarray:
-        if name.startswith(OPT_PREFIX):
+        if is_optimizer_tensor(name):
             return aggregate
         state_dtype = np.result_type(global_value.dtype, np.float32)
         slots = {}

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from openfl_cli.errors import FxError, SecurityError
-from openfl_cli.federation.runtime.collaborator import open_client
-from openfl_cli.federation.runtime.common import address_of, load_plan
+from openfl_cli.node.collaborator import open_client
+from openfl_cli.node.common import address_of, load_plan
 from openfl_cli.transport.messages import RefusalCode, Refused
 
 CONNECT_TIMEOUT = 5.0

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openfl_cli.federation.collaborator import Collaborator, is_training
-from openfl_cli.federation.runtime.common import (
+from openfl_cli.node.common import (
     address_of,
     load_plan,
     metric_callback,

@@ -15,7 +15,8 @@ from openfl_cli.errors import UsageError
 from openfl_cli.federation.aggregator import Aggregator, BestMetricRule, RoundOutputs
 from openfl_cli.federation.collaborator import is_training
 from openfl_cli.federation.progress import AggregatorReporter, ConsoleReporter
-from openfl_cli.federation.runtime.common import (
+from openfl_cli.federation.update import is_optimizer_tensor
+from openfl_cli.node.common import (
     address_of,
     build_reference_runner,
     existing,
@@ -23,7 +24,6 @@ from openfl_cli.federation.runtime.common import (
     metric_callback,
     wire_task,
 )
-from openfl_cli.runners.base import OPT_PREFIX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -243,7 +243,7 @@ def _with_optimizer_state(plan: Plan, model: dict[str, np.ndarray]) -> dict[str,
     """CONTINUE_GLOBAL aggregates optimizer tensors too: start them from the runner's initial state."""
     state = build_reference_runner(plan).get_tensor_dict(with_opt_vars=True)
     extra = {
-        name: value for name, value in state.items() if name.startswith(OPT_PREFIX) and name not in model
+        name: value for name, value in state.items() if is_optimizer_tensor(name) and name not in model
     }
     if extra:
         log.info("CONTINUE_GLOBAL: %d optimizer tensor(s) join the global model", len(extra))

@@ -1,1 +1,0 @@
-"""Building the aggregator and collaborators from a plan and running them over the gRPC transport."""
