@@ -330,7 +330,7 @@ class Collaborator:
             ) from exc
         if not isinstance(result, ModelUpdate):
             raise FxError(
-                f"task {task.name!r} ({task.function}) returned {type(result).__name__}, expected a ModelUpdate"
+                f"task {task.name!r} ({task.function}) returned {type(result).__name__}, not a ModelUpdate"
             )
         return result
 
