@@ -23,6 +23,7 @@ import numpy as np
 
 from openfl_cli.errors import FxError
 from openfl_cli.federation.progress import TaskProgress
+from openfl_cli.federation.specs import is_training
 from openfl_cli.federation.update import ModelUpdate
 from openfl_cli.transport.messages import Action, PingReply, RefusalCode, Refused, SendReport, TaskAssignment
 from openfl_cli.utils.background import BackgroundCall
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 # f(node, task, metric, round, value), as on the aggregator
 MetricCallback = Callable[[str, str, str, int, float], object]
-TRAINING_FUNCTIONS = ("train_task", "train", "train_batches", "train_epoch")
 # Tasks that leave the runner's weights as they found them (they only evaluate).
 VALIDATION_FUNCTIONS = ("validate_task", "validate")
 
@@ -68,10 +68,6 @@ class TaskRunner(Protocol):
         *,
         weights_loaded: bool = False,
     ) -> None: ...
-
-
-def is_training(function: str) -> bool:
-    return function in TRAINING_FUNCTIONS
 
 
 @dataclass

@@ -104,7 +104,5 @@ class ModelUpdate:
             return np.subtract(array, received, dtype=array.dtype)
 
         weights = {name: minus(name, array) for name, array in self.weights.items()}
-        optimizer = {
-            name: minus(OPT_PREFIX + name, array) for name, array in self.optimizer_state.items()
-        }
+        optimizer = {name: minus(OPT_PREFIX + name, array) for name, array in self.optimizer_state.items()}
         return replace(self, weights=weights, optimizer_state=optimizer, is_delta=True)

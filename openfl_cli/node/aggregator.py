@@ -11,24 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openfl_cli.errors import UsageError
+from openfl_cli.errors import PlanError, UsageError
 from openfl_cli.federation.aggregator import Aggregator, BestMetricRule, RoundOutputs
-from openfl_cli.federation.collaborator import is_training
 from openfl_cli.federation.progress import AggregatorReporter, ConsoleReporter
+from openfl_cli.federation.specs import ComponentSpec
 from openfl_cli.federation.update import is_optimizer_tensor
-from openfl_cli.node.common import (
-    address_of,
-    build_reference_runner,
-    existing,
-    load_plan,
-    metric_callback,
-    wire_task,
-)
+from openfl_cli.node.common import address_of, build_reference_runner, existing, load_plan, metric_callback
+from openfl_cli.plan.aliases import WEIGHTED_AVERAGE
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from openfl_cli.federation.aggregation.function import AggregationFunction
+    from openfl_cli.federation.specs import ComponentBuilder, ExperimentSpec
     from openfl_cli.plan import Plan
+    from openfl_cli.transport.messages import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,49 +42,26 @@ class AggregatorRun:
 
 
 def build_aggregator(
-    plan: Plan, reporter: AggregatorReporter | None = None, max_concurrent_results: int = 1
+    spec: ExperimentSpec,
+    builder: ComponentBuilder,
+    reporter: AggregatorReporter | None = None,
+    max_concurrent_results: int = 1,
 ) -> tuple[Aggregator, RoundOutputs]:
-    """The aggregator of `plan`, resumed from its persistent state when there is one."""
-    from openfl_cli.federation.metrics import open_metric_writers
-    from openfl_cli.federation.state import open_state_store
+    """The aggregator of `spec`, resumed from its persistent state when there is one."""
     from openfl_cli.tensors.snapshot import load_snapshot
 
-    settings = plan.aggregator_settings
-    if not plan.collaborators:
+    agg = spec.aggregator
+    if not agg.collaborators:
         raise UsageError("plan/cols.yaml lists no collaborators: add them with `fx collaborator create`")
-    init_path = plan.resolve_path(settings.init_state_path)
+    init_path = spec.resolve(agg.outputs.init_path)
     if not init_path.is_file():
         raise UsageError(f"{init_path}: no initial model; run `fx plan initialize` first")
-    store = None
-    if settings.persist_checkpoint:
-        store = open_state_store(
-            plan.resolve_path(settings.persistent_db_path),
-            plan.hash,
-            db_store_rounds=settings.db_store_rounds,
-        )
-    callback = metric_callback(plan, settings.log_metric_callback)
-    writer = open_metric_writers(plan.workspace / "logs", write_logs=settings.write_logs, callback=callback)
-    best_task = plan.tasks.get(settings.best_metric_task)
-    rule = BestMetricRule(
-        settings.best_metric_task,
-        settings.best_metric,
-        settings.best_metric_higher_is_better,
-        judges_start_model=best_task is None
-        or (not is_training(best_task.function) and best_task.kwargs.get("apply", "global") == "global"),
-    )
-    outputs = RoundOutputs(
-        last_path=plan.resolve_path(settings.last_state_path),
-        best_path=plan.resolve_path(settings.best_state_path),
-        rule=rule,
-        store=store,
-        writer=writer,
-        save_native=_native_saver(plan) if settings.save_native_model else None,
-    )
+    outputs = open_outputs(spec, builder)
     try:
-        assigner = plan.build_assigner()
-        assigner.bind(plan.collaborators)
-        tasks = {name: wire_task(plan, name) for name in assigner.tasks}
-        functions = {name: plan.build_aggregation_function(name) for name in tasks}
+        assigner = builder.build(agg.assigner, optional_injected=_assigner_extras(spec))
+        assigner.bind(list(agg.collaborators))
+        tasks = {name: _task(spec, name) for name in assigner.tasks}
+        functions = {name: _aggregation_function(spec, builder, name) for name in tasks}
         resume = outputs.resume_point()
         model: dict[str, np.ndarray] = load_snapshot(init_path).tensors
         start = 0
@@ -99,25 +73,25 @@ def build_aggregator(
             log.info(
                 "resuming after round %d of %d (from %s)",
                 start,
-                settings.rounds_to_train,
-                settings.persistent_db_path,
+                agg.rounds_to_train,
+                agg.outputs.persistent_db,
             )
-        elif plan.collaborator_settings.opt_treatment == "CONTINUE_GLOBAL":
-            model = _with_optimizer_state(plan, model)
+        elif agg.opt_treatment == "CONTINUE_GLOBAL":
+            model = _with_optimizer_state(spec, builder, model)
         aggregator = Aggregator(
-            plan_hash=plan.hash,
-            collaborators=plan.collaborators,
+            plan_hash=agg.plan_hash,
+            collaborators=agg.collaborators,
             tasks=tasks,
             assigner=assigner,
-            straggler=plan.build_straggler_policy(),
+            straggler=builder.build(agg.straggler),
             functions=functions,
             model=model,
-            rounds_to_train=settings.rounds_to_train,
+            rounds_to_train=agg.rounds_to_train,
             outputs=outputs,
             start_round=start,
-            use_delta_updates=plan.collaborator_settings.use_delta_updates,
-            name=address_of(plan)[0],
-            quit_grace=min(30.0, max(5.0, 2 * plan.network_settings.client_reconnect_interval)),
+            use_delta_updates=agg.use_delta_updates,
+            name=agg.name,
+            quit_grace=min(30.0, max(5.0, 2 * spec.network.reconnect_interval)),
             max_concurrent_results=max_concurrent_results,
             reporter=reporter,
         )
@@ -125,6 +99,65 @@ def build_aggregator(
         outputs.close()
         raise
     return aggregator, outputs
+
+
+def open_outputs(spec: ExperimentSpec, builder: ComponentBuilder) -> RoundOutputs:
+    """Snapshots, metric writers and the persistent state store of `spec`'s aggregator."""
+    from openfl_cli.federation.metrics import open_metric_writers
+    from openfl_cli.federation.state import open_state_store
+
+    agg, outputs = spec.aggregator, spec.aggregator.outputs
+    store = None
+    if outputs.persist_checkpoint:
+        store = open_state_store(
+            spec.resolve(outputs.persistent_db), agg.plan_hash, db_store_rounds=outputs.db_store_rounds
+        )
+    callback = metric_callback(builder, outputs.metric_callback)
+    writer = open_metric_writers(
+        spec.resolve(outputs.logs_dir), write_logs=outputs.write_logs, callback=callback
+    )
+    rule = BestMetricRule(
+        outputs.best.task,
+        outputs.best.metric,
+        outputs.best.higher_is_better,
+        judges_start_model=agg.best_task_judges_start_model,
+    )
+    return RoundOutputs(
+        last_path=spec.resolve(outputs.last_path),
+        best_path=spec.resolve(outputs.best_path),
+        rule=rule,
+        store=store,
+        writer=writer,
+        save_native=_native_saver(spec, builder) if outputs.save_native_model else None,
+    )
+
+
+def _assigner_extras(spec: ExperimentSpec) -> dict[str, object]:
+    # what an assigner may need besides its settings; given only when its constructor names it
+    agg = spec.aggregator
+    return {
+        "tasks": dict(agg.tasks),
+        "authorized_cols": list(agg.collaborators),
+        "collaborators": list(agg.collaborators),
+        "rounds_to_train": agg.rounds_to_train,
+    }
+
+
+def _task(spec: ExperimentSpec, name: str) -> TaskSpec:
+    try:
+        return spec.aggregator.tasks[name]
+    except KeyError:
+        raise PlanError(
+            "plan/plan.yaml", f"tasks.{name}", "the assigner names a task the plan lacks"
+        ) from None
+
+
+def _aggregation_function(spec: ExperimentSpec, builder: ComponentBuilder, task: str) -> AggregationFunction:
+    component = spec.aggregator.aggregation.get(task) or ComponentSpec(
+        ("tasks", task, "aggregation_type"), WEIGHTED_AVERAGE
+    )
+    function: AggregationFunction = builder.build(component)
+    return function
 
 
 def start_aggregator(
@@ -140,7 +173,8 @@ def start_aggregator(
     tune_for_aggregator(Limits().chunk_bytes)
     plan = load_plan(plan_path, cols_path, existing(data_path))
     network = plan.network_settings
-    aggregator, outputs = build_aggregator(plan, reporter or ConsoleReporter())
+    spec = plan.experiment()
+    aggregator, outputs = build_aggregator(spec, plan, reporter or ConsoleReporter())
     try:
         if aggregator.finished:
             log.warning(
@@ -149,7 +183,7 @@ def start_aggregator(
                 aggregator.rounds_to_train,
                 plan.aggregator_settings.persistent_db_path,
             )
-        address, port = address_of(plan)
+        address, port = address_of(spec.network)
         tls = None
         if network.use_tls:
             from openfl_cli.pki.layout import aggregator_tls_paths
@@ -230,21 +264,23 @@ def _stop_on_signals(aggregator: Aggregator) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _native_saver(plan: Plan) -> Callable[[Mapping[str, np.ndarray]], Path]:
+def _native_saver(
+    spec: ExperimentSpec, builder: ComponentBuilder
+) -> Callable[[Mapping[str, np.ndarray]], Path]:
     def save(model: Mapping[str, np.ndarray]) -> Path:
-        runner = build_reference_runner(plan)
+        runner = build_reference_runner(spec, builder)
         runner.set_tensor_dict(model, with_opt_vars=False)
-        return runner.save_native(plan.resolve_path(plan.aggregator_settings.native_model_path))
+        return runner.save_native(spec.resolve(spec.aggregator.outputs.native_model_path))
 
     return save
 
 
-def _with_optimizer_state(plan: Plan, model: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _with_optimizer_state(
+    spec: ExperimentSpec, builder: ComponentBuilder, model: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """CONTINUE_GLOBAL aggregates optimizer tensors too: start them from the runner's initial state."""
-    state = build_reference_runner(plan).get_tensor_dict(with_opt_vars=True)
-    extra = {
-        name: value for name, value in state.items() if is_optimizer_tensor(name) and name not in model
-    }
+    state = build_reference_runner(spec, builder).get_tensor_dict(with_opt_vars=True)
+    extra = {name: value for name, value in state.items() if is_optimizer_tensor(name) and name not in model}
     if extra:
         log.info("CONTINUE_GLOBAL: %d optimizer tensor(s) join the global model", len(extra))
     return {**model, **extra}

@@ -6,16 +6,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openfl_cli.federation.collaborator import Collaborator, is_training
-from openfl_cli.node.common import (
-    address_of,
-    load_plan,
-    metric_callback,
-    wire_task,
-)
+from openfl_cli.federation.collaborator import Collaborator
+from openfl_cli.node.common import address_of, load_plan, metric_callback
 
 if TYPE_CHECKING:
-    from openfl_cli.plan import Plan
+    from openfl_cli.federation.collaborator import AggregatorLink
+    from openfl_cli.federation.progress import TaskProgress
+    from openfl_cli.federation.specs import CollaboratorSpec, ComponentBuilder, ComponentSpec, ExperimentSpec
+    from openfl_cli.runners.base import TaskRunner
+    from openfl_cli.tensors.pipelines import CompressionPipeline
     from openfl_cli.transport.client import AggregatorClient
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,8 @@ POLL_SECONDS = 30.0  # a long poll; the aggregator answers as soon as there is w
 
 
 def open_client(
-    plan: Plan,
+    spec: ExperimentSpec,
+    builder: ComponentBuilder,
     name: str,
     *,
     with_pipeline: bool = True,
@@ -33,13 +33,13 @@ def open_client(
 ) -> AggregatorClient:
     from openfl_cli.transport.client import AggregatorClient
 
-    network = plan.network_settings
-    address, port = address_of(plan)
+    network = spec.network
+    address, port = address_of(network)
     tls = None
     if network.use_tls:
         from openfl_cli.pki.layout import collaborator_tls_paths
 
-        tls = collaborator_tls_paths(plan.workspace, name)
+        tls = collaborator_tls_paths(spec.workspace, name)
         _require_files(
             name,
             (tls.cert_chain, tls.certificate, tls.private_key)
@@ -50,32 +50,48 @@ def open_client(
         address,
         port,
         name,
-        plan.hash,
+        spec.plan_hash,
         tls,
         use_tls=network.use_tls,
         require_client_auth=network.require_client_auth,
-        reconnect_interval=reconnect_interval or network.client_reconnect_interval,
-        reconnect_timeout=reconnect_timeout or network.client_reconnect_timeout,
-        pipeline=plan.build_compression_pipeline() if with_pipeline else None,
+        reconnect_interval=reconnect_interval or network.reconnect_interval,
+        reconnect_timeout=reconnect_timeout or network.reconnect_timeout,
+        pipeline=build_pipeline(spec.compression, builder) if with_pipeline else None,
     )
 
 
+def build_pipeline(component: ComponentSpec | None, builder: ComponentBuilder) -> CompressionPipeline | None:
+    pipeline: CompressionPipeline | None = builder.build(component) if component is not None else None
+    return pipeline
+
+
+def build_runner(spec: CollaboratorSpec, builder: ComponentBuilder) -> TaskRunner:
+    """The collaborator's task runner over its own data loader."""
+    loader = builder.build(spec.data_loader, {"data_path": spec.data_path})
+    runner: TaskRunner = builder.build(spec.task_runner, {"data_loader": loader})
+    return runner
+
+
 def build_collaborator(
-    plan: Plan, name: str, client: AggregatorClient, data_path: str | None = None
+    spec: CollaboratorSpec,
+    builder: ComponentBuilder,
+    link: AggregatorLink,
+    *,
+    runner: TaskRunner | None = None,
+    retry_interval: float = 5.0,
+    progress: TaskProgress | None = None,
 ) -> Collaborator:
-    settings = plan.collaborator_settings
-    runner = plan.build_task_runner(plan.build_data_loader(name, data_path))
-    training = next((spec.name for spec in plan.tasks.values() if is_training(spec.function)), None)
     return Collaborator(
-        name,
-        runner,
-        client,
-        opt_treatment=settings.opt_treatment,
-        use_delta_updates=settings.use_delta_updates,
-        training_task=wire_task(plan, training) if training else None,
+        spec.name,
+        runner if runner is not None else build_runner(spec, builder),
+        link,
+        opt_treatment=spec.opt_treatment,
+        use_delta_updates=spec.use_delta_updates,
+        training_task=spec.training_task,
         poll_seconds=POLL_SECONDS,
-        retry_interval=plan.network_settings.client_reconnect_interval,
-        metric_callback=metric_callback(plan, settings.log_metric_callback),
+        retry_interval=retry_interval,
+        metric_callback=metric_callback(builder, spec.metric_callback),
+        progress=progress,
     )
 
 
@@ -91,11 +107,14 @@ def start_collaborator(
     check_collaborator_name(name)
     tune_for_collaborator()  # every round allocates the same large buffers again
     plan = load_plan(plan_path, None, data_config)
-    client = open_client(plan, name)
+    spec = plan.experiment()
+    own = spec.collaborator(name, plan.data_path_for(name))
+    client = open_client(spec, plan, name)
     try:
         print(f"collaborator {name}: connecting to {client.target} (plan {plan.hash[:12]}...)", flush=True)
         client.ping()  # refusals (authorization, plan) before the data is loaded
-        return build_collaborator(plan, name, client).run()
+        collaborator = build_collaborator(own, plan, client, retry_interval=spec.network.reconnect_interval)
+        return collaborator.run()
     finally:
         client.close()
 

@@ -1,14 +1,15 @@
-"""What both sides build from a plan: its loading, its network settings, callbacks, a runner."""
+"""What both sides build from an experiment spec: its loading from a plan, network address, callbacks,
+the reference runner."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openfl_cli.errors import PlanError, UsageError
-from openfl_cli.transport.messages import TaskSpec
+from openfl_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    from openfl_cli.federation.specs import ComponentBuilder, ExperimentSpec, NetworkSpec
     from openfl_cli.plan import Plan
     from openfl_cli.runners.base import TaskRunner
 
@@ -25,43 +26,24 @@ def load_plan(plan_path: str | Path, cols_path: str | Path | None, data_path: st
     return plan
 
 
-def address_of(plan: Plan) -> tuple[str, int]:
-    network = plan.network_settings
+def address_of(network: NetworkSpec) -> tuple[str, int]:
     return str(network.agg_addr), int(network.agg_port)
 
 
-def wire_task(plan: Plan, name: str) -> TaskSpec:
-    """The plan's task as it travels to collaborators."""
-    try:
-        spec = plan.tasks[name]
-    except KeyError:
-        raise PlanError(
-            str(plan.plan_path), f"tasks.{name}", "the assigner names a task the plan lacks"
-        ) from None
-    return TaskSpec(name=spec.name, function=spec.function, kwargs=dict(spec.kwargs))
-
-
-def metric_callback(plan: Plan, dotted: str | None) -> Any:
+def metric_callback(builder: ComponentBuilder, dotted: str | None) -> Any:
     """Import a `log_metric_callback` (dotted path; `src.` modules come from the workspace)."""
     if not dotted:
         return None
-    from openfl_cli.plan.templates import TemplateError, import_object
-
-    try:
-        callback = import_object(dotted, plan.workspace)
-    except TemplateError as error:
-        raise PlanError(str(plan.plan_path), "log_metric_callback", str(error)) from None
-    if not callable(callback):
-        raise PlanError(str(plan.plan_path), "log_metric_callback", f"{dotted} is not callable")
-    return callback
+    return builder.import_callable(dotted, ("log_metric_callback",))
 
 
-def build_reference_runner(plan: Plan) -> TaskRunner:
+def build_reference_runner(spec: ExperimentSpec, builder: ComponentBuilder) -> TaskRunner:
     """A task runner on the aggregator's side (native model, initial optimizer state). Like
     `fx plan initialize`: the data loader of the first collaborator in data.yaml, else shard "1"."""
-    first = next(iter(plan.data_paths), None)
-    loader = plan.build_data_loader(first) if first else plan.build_data_loader("", data_path="1")
-    return plan.build_task_runner(loader)
+    first = next(iter(spec.data_paths.values()), "1")
+    loader = builder.build(spec.data_loader, {"data_path": first})
+    runner: TaskRunner = builder.build(spec.task_runner, {"data_loader": loader})
+    return runner
 
 
 def existing(path: str | Path) -> str | None:

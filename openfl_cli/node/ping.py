@@ -32,7 +32,8 @@ def ping_aggregator(
 
     check_collaborator_name(name)
     plan = load_plan(plan_path, None, data_config)
-    address, port = address_of(plan)
+    spec = plan.experiment()
+    address, port = address_of(spec.network)
     network = plan.network_settings
     where = f"aggregator {address}:{port}"
     try:
@@ -49,7 +50,7 @@ def ping_aggregator(
     else:
         steps.append("TLS off")
     client = open_client(
-        plan, name, with_pipeline=False, reconnect_interval=1.0, reconnect_timeout=CONNECT_TIMEOUT
+        spec, plan, name, with_pipeline=False, reconnect_interval=1.0, reconnect_timeout=CONNECT_TIMEOUT
     )
     try:
         reply = client.ping()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from openfl_cli.plan.templates import TemplateError, accepted_injections, check_
 
 if TYPE_CHECKING:
     from openfl_cli.data.base import DataLoader
+    from openfl_cli.federation.specs import ComponentSpec, ExperimentSpec
     from openfl_cli.runners.base import TaskRunner
 
 
@@ -122,6 +123,40 @@ class Plan:
     def _section(self, name: str) -> tuple[str, dict[str, Any]]:
         body = self.config[name]
         return body["template"], dict(body["settings"])
+
+    # --- specs: what the participants are built from (the plan is their ComponentBuilder) --------
+    def experiment(self) -> ExperimentSpec:
+        """The plan as typed specs (see `openfl_cli.federation.specs`)."""
+        from openfl_cli.plan.specs import experiment_spec
+
+        return experiment_spec(self)
+
+    def component(self, section: str) -> ComponentSpec:
+        """A section of the plan (`data_loader`, `assigner`, ...) as a component spec."""
+        from openfl_cli.federation.specs import ComponentSpec  # loading a plan stays light
+
+        if section == "straggler_handling_policy" and section not in self.config:
+            return ComponentSpec((section,), aliases.WAIT_FOR_ALL, {})
+        return ComponentSpec((section,), *self._section(section))
+
+    def build(
+        self,
+        component: ComponentSpec,
+        injected: Mapping[str, Any] | None = None,
+        optional_injected: Mapping[str, Any] | None = None,
+    ) -> Any:
+        return self._build(component.key, component.template, component.settings, injected, optional_injected)
+
+    def import_callable(self, dotted: str, key: tuple[str, ...]) -> Callable[..., Any]:
+        """A function named in the plan (`src.` modules come from the workspace)."""
+        where = ".".join(key)
+        try:
+            found = import_object(dotted, self.workspace)
+        except TemplateError as error:
+            raise PlanError(str(self.plan_path), where, str(error)) from None
+        if not callable(found):
+            raise PlanError(str(self.plan_path), where, f"{dotted} is not callable")
+        return found  # type: ignore[no-any-return]
 
     def data_path_for(self, collaborator_name: str) -> str:
         try:
