@@ -25,7 +25,8 @@ from openfl_cli.errors import FxError
 from openfl_cli.federation.progress import TaskProgress
 from openfl_cli.federation.specs import is_training
 from openfl_cli.federation.update import ModelUpdate
-from openfl_cli.transport.messages import Action, PingReply, RefusalCode, Refused, SendReport, TaskAssignment
+from openfl_cli.transport.link import AggregatorLink
+from openfl_cli.transport.messages import Action, RefusalCode, Refused, SendReport
 from openfl_cli.utils.background import BackgroundCall
 
 if TYPE_CHECKING:
@@ -37,22 +38,6 @@ log = logging.getLogger(__name__)
 MetricCallback = Callable[[str, str, str, int, float], object]
 # Tasks that leave the runner's weights as they found them (they only evaluate).
 VALIDATION_FUNCTIONS = ("validate_task", "validate")
-
-
-class AggregatorLink(Protocol):
-    """What the collaborator needs from the transport (`transport.client.AggregatorClient`)."""
-
-    def ping(self) -> PingReply: ...
-    def get_tasks(self, wait_seconds: float) -> TaskAssignment: ...
-    def get_model(self, round_number: int) -> dict[str, np.ndarray]: ...
-    def send_result(
-        self,
-        round_number: int,
-        task_name: str,
-        metrics: Mapping[str, float],
-        sample_count: int,
-        tensors: Mapping[str, np.ndarray],
-    ) -> SendReport: ...
 
 
 class TaskRunner(Protocol):
