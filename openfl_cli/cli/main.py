@@ -64,6 +64,7 @@ COMMANDS: dict[str, tuple[str, dict[str, str]]] = {
 # top-level commands without a group
 LEAVES: dict[str, str] = {
     "quickstart": "openfl_cli.cli.quickstart:quickstart",
+    "simulate": "openfl_cli.cli.simulate:simulate",
 }
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from openfl_cli.data.shared import shared_dataset
+
 log = logging.getLogger(__name__)
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_train, x_test, y_test
@@ -43,8 +45,13 @@ def load_mnist(folder: str | Path) -> Arrays:
 
     Looks in `folder` and then `folder/MNIST/raw`; downloads into `folder` when online; otherwise (or when
     the download fails) logs a warning and returns `digits_as_mnist()`. Offline, nothing is written.
+    Within a simulation (`data.shared.sharing_datasets`) each folder is read once for all loaders.
     """
     folder = Path(folder)
+    return shared_dataset(("mnist", str(folder.resolve())), lambda: _load_mnist(folder))
+
+
+def _load_mnist(folder: Path) -> Arrays:
     for candidate in (folder, folder / "MNIST" / "raw"):
         found = _read_folder(candidate)
         if found is not None:

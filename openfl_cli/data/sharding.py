@@ -40,10 +40,11 @@ def shard_arrays(arrays: Sequence[np.ndarray], index: int, count: int) -> tuple[
     """Shard `index` of `count` of each array: every count-th row, so shards keep the class balance.
 
     Shards are disjoint and together cover every row; arrays of different lengths (train and test)
-    are each dealt on their own.
+    are each dealt on their own. Each shard is its own writable copy: the arrays given may be a data
+    set that a simulation shares, read-only, between many loaders.
     """
     _check(index, count)
-    return tuple(array[index::count] for array in arrays)
+    return tuple(array[index::count].copy() for array in arrays)
 
 
 def shuffled_shard(n_rows: int, index: int, count: int, seed: int = 0) -> np.ndarray:

@@ -75,6 +75,7 @@ class Aggregator:
         self._told_quit: set[str] = set()
         self._writer = BackgroundWriter()
         self._round: RoundState | None = None
+        self._next_report = 0.0
         self._finished = start_round >= rounds_to_train
         self._stopped = False
         if not self._finished:
@@ -291,6 +292,10 @@ class Aggregator:
         state = self._round
         if self._reporter is None or state is None:
             return
+        now = self._clock()
+        if now < self._next_report:  # woken by a result, not by the reporting interval
+            return
+        self._next_report = now + self._reporter.interval
         finished = state.finished_collaborators()
         pending = tuple(sorted(set(state.assignments) - finished))
         self._reporter.waiting(
@@ -358,7 +363,7 @@ class Aggregator:
                 sink.function.commit(sink.collaborator)
                 with self._cond:
                     state.in_flight.discard(key)
-                    state.committed[key] = TaskOutcome(metrics, sample_count)
+                    state.record_commit(key, TaskOutcome(metrics, sample_count))
                     self._cond.notify_all()
         finally:
             with self._cond:
@@ -373,7 +378,7 @@ class Aggregator:
             if state is not None:
                 state.in_flight.discard(key)
                 if refused:
-                    state.failed[key] = reason
+                    state.record_failure(key, reason)
             self._cond.notify_all()
         if refused:
             log.warning(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 import numpy as np
@@ -45,11 +45,7 @@ class DigitsDataLoader(DataLoader):
     @cached_property
     def parts(self) -> dict[str, Part]:
         """Loaded on first use, so building the loader (as `fx plan initialize` does) stays cheap."""
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        features = (digits.data / 16.0).astype(np.float32)  # pixels are 0..16
-        labels = digits.target.astype(np.int64)
+        features, labels = _digits()
         rows = np.random.default_rng(self.seed).permutation(len(labels))[self.shard :: self.shard_count]
         n_valid = round(len(rows) * self.valid_fraction)
         train, valid = rows[: len(rows) - n_valid], rows[len(rows) - n_valid :]
@@ -81,3 +77,16 @@ class DigitsDataLoader(DataLoader):
     def _batches(self, x: np.ndarray, y: np.ndarray) -> Iterator[Batch]:
         for start in range(0, len(y), self.batch_size):
             yield x[start : start + self.batch_size], y[start : start + self.batch_size]
+
+
+@cache
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """The whole data set, read once per process (a simulation builds many loaders), read-only."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    features = (digits.data / 16.0).astype(np.float32)  # pixels are 0..16
+    labels = digits.target.astype(np.int64)
+    features.setflags(write=False)
+    labels.setflags(write=False)
+    return features, labels
