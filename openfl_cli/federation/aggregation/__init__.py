@@ -1,4 +1,5 @@
-"""Aggregation functions: streaming, per task, framework-agnostic (see `base` for the contract)."""
+"""Aggregation functions, framework-agnostic: streaming, per task (see `base` for the contract), and
+pure functions over arrays and models (`pure`, `server_steps`) that share their arithmetic."""
 
 from openfl_cli.federation.aggregation.average import WeightedAverage, WeightedSumAccumulator
 from openfl_cli.federation.aggregation.base import (
@@ -10,8 +11,17 @@ from openfl_cli.federation.aggregation.base import (
 )
 from openfl_cli.federation.aggregation.function import AggregationFunction
 from openfl_cli.federation.aggregation.metrics import weighted_metrics
+from openfl_cli.federation.aggregation.pure import (
+    median,
+    median_models,
+    trimmed_mean,
+    trimmed_mean_models,
+    weighted_average,
+    weighted_average_models,
+)
 from openfl_cli.federation.aggregation.robust import Median, TrimmedMean
 from openfl_cli.federation.aggregation.server_opt import FedAdam, FedAvgM
+from openfl_cli.federation.aggregation.server_steps import fedadam_step, fedavgm_step
 
 __all__ = [
     "AggregationFunction",
@@ -25,6 +35,14 @@ __all__ = [
     "TrimmedMean",
     "WeightedAverage",
     "WeightedSumAccumulator",
+    "fedadam_step",
+    "fedavgm_step",
     "is_float_tensor",
+    "median",
+    "median_models",
+    "trimmed_mean",
+    "trimmed_mean_models",
+    "weighted_average",
+    "weighted_average_models",
     "weighted_metrics",
 ]

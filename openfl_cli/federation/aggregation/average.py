@@ -10,28 +10,22 @@ tensor-sized temporary per pass.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Mapping
+from functools import partial
 
 import numpy as np
 
+from openfl_cli.federation.aggregation._kernels import (
+    BLOCK,
+    divide_range,
+    fold_range,
+    weight_sum,
+    weighted_term,
+)
 from openfl_cli.federation.aggregation.base import Contribution, TensorAccumulator, is_float_tensor
 from openfl_cli.federation.aggregation.function import AggregationFunction
 from openfl_cli.utils.parallel import for_ranges
-
-BLOCK = 1 << 16  # elements folded per step: 512 KiB of float64 scratch
-
-
-def _weighted_term(
-    values: np.ndarray, base: np.ndarray | None, weight: float, start: int, stop: int, out: np.ndarray
-) -> None:
-    """out (float64) = weight * (values [+ base]) over [start, stop): one contribution's weighted term."""
-    if base is None:
-        np.multiply(values[start:stop], weight, out=out, dtype=np.float64)
-    else:
-        np.add(values[start:stop], base[start:stop], out=out, dtype=np.float64)
-        np.multiply(out, weight, out=out)
 
 
 class SpareArrays:
@@ -169,20 +163,11 @@ class WeightedSumAccumulator(TensorAccumulator):
         `parallel` spreads the blocks over the cores (when nothing else runs)."""
         values = array.reshape(-1)
         base = self.global_value.reshape(-1) if is_delta else None
-
-        def fold_range(begin: int, end: int) -> None:
-            scratch = np.empty(min(BLOCK, end - begin), dtype=np.float64)
-            for start in range(begin, end, BLOCK):
-                stop = min(start + BLOCK, end)
-                term = total[start:stop] if first else scratch[: stop - start]
-                _weighted_term(values, base, weight, start, stop, term)
-                if not first:
-                    np.add(total[start:stop], term, out=total[start:stop])
-
+        fold = partial(fold_range, total, values, base, weight, first)
         if parallel:
-            for_ranges(values.size, fold_range, align=BLOCK)
+            for_ranges(values.size, fold, align=BLOCK)
         else:
-            fold_range(0, values.size)
+            fold(0, values.size)
 
     def _drop(self, contributor: str) -> None:
         if self._direct is not None and self._direct[0] == contributor:
@@ -197,19 +182,14 @@ class WeightedSumAccumulator(TensorAccumulator):
             raise RuntimeError(f"tensor {self.name!r}: the result of this round was already taken")
         self._taken = True
         assert self._sum is not None  # has positive committed weight
-        total, flat_sum = math.fsum(weights.values()), self._sum
+        total, flat_sum = weight_sum(weights.values()), self._sum
         if self._deferred is not None:
             array, weight, is_delta = self._deferred
             self._deferred = None
             return self._fold_and_divide(array, weight, is_delta, total)
         out = self._values.take(self.name, self.global_value.shape, self.global_value.dtype)
         flat_out = out.reshape(-1)
-
-        def divide_range(start: int, stop: int) -> None:
-            # One pass: divided in float64, rounded once into the global dtype.
-            np.divide(flat_sum[start:stop], total, out=flat_out[start:stop], casting="same_kind")
-
-        for_ranges(flat_out.size, divide_range, align=BLOCK)
+        for_ranges(flat_out.size, partial(divide_range, flat_sum, total, flat_out), align=BLOCK)
         return out
 
     def _fold_and_divide(self, array: np.ndarray, weight: float, is_delta: bool, total: float) -> np.ndarray:
@@ -224,10 +204,9 @@ class WeightedSumAccumulator(TensorAccumulator):
             for start in range(begin, end, BLOCK):
                 stop = min(start + BLOCK, end)
                 term = scratch[: stop - start]
-                _weighted_term(values, base, weight, start, stop, term)
+                weighted_term(values, base, weight, start, stop, term)
                 np.add(flat_sum[start:stop], term, out=term)
-                np.divide(term, total, out=term)
-                np.copyto(values[start:stop], term, casting="same_kind")
+                divide_range(term, total, values[start:stop], 0, stop - start)
 
         for_ranges(values.size, fused_range, align=BLOCK)
         return array

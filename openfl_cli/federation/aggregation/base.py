@@ -24,7 +24,6 @@ Rules every implementation follows:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 from abc import ABC, abstractmethod
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from openfl_cli.tensors.codec import array_bytes
+from openfl_cli.federation.aggregation._kernels import as_tensor, value_digest
 
 
 class ContributionError(ValueError):
@@ -141,7 +140,7 @@ class TensorAccumulator(ABC):
             if not committed:
                 return np.array(self.global_value, copy=True)
             value = self._result(committed)
-        return np.asarray(value).astype(self.global_value.dtype, copy=False).reshape(self.global_value.shape)
+        return as_tensor(value, self.global_value.dtype, self.global_value.shape)
 
     def close(self) -> None:
         """Refuse further contributions and release what the accumulator holds."""
@@ -206,7 +205,7 @@ class AgreementAccumulator(TensorAccumulator):
 
     def _commit(self, contributor: str, weight: float) -> None:
         value = self._staged.pop(contributor)
-        digest = hashlib.blake2b(array_bytes(value), digest_size=16).hexdigest()
+        digest = value_digest(value)
         self._digest_of[contributor] = digest
         if weight > 0:
             self._values.setdefault(digest, value)

@@ -5,7 +5,6 @@ bounded whatever the number of collaborators. Weights are not used beyond "zero 
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -15,19 +14,23 @@ from pathlib import Path
 
 import numpy as np
 
+from openfl_cli.federation.aggregation._kernels import (
+    ROBUST_BLOCK_BYTES,
+    check_trim_ratio,
+    median_rows,
+    reduce_columns,
+    trimmed_mean_rows,
+)
 from openfl_cli.federation.aggregation.base import Contribution, TensorAccumulator
 from openfl_cli.federation.aggregation.function import AggregationFunction
 from openfl_cli.tensors.codec import array_bytes
-
-# RAM for one block of columns across all contributions, in float64.
-_BLOCK_BYTES = 32 * 1024 * 1024
 
 
 class StackedAccumulator(TensorAccumulator):
     """Appends each contribution as one row of a file; `_reduce` sees blocks of (rows, columns)."""
 
     def __init__(
-        self, name: str, global_value: np.ndarray, folder: Path, block_bytes: int = _BLOCK_BYTES
+        self, name: str, global_value: np.ndarray, folder: Path, block_bytes: int = ROBUST_BLOCK_BYTES
     ) -> None:
         super().__init__(name, global_value)
         self._size = int(global_value.size)
@@ -57,19 +60,15 @@ class StackedAccumulator(TensorAccumulator):
 
     def _result(self, weights: Mapping[str, float]) -> np.ndarray:
         rows = sorted(self._rows[name] for name in weights)
-        out = np.empty(self._size, dtype=np.float64)
         if self._size == 0:
-            return out
+            return np.empty(0, dtype=np.float64)  # a memmap cannot map an empty file
         dtype = self.global_value.dtype.newbyteorder("<")
         stack = np.memmap(self._path, dtype=dtype, mode="r", shape=(self._row_count, self._size))
-        try:
-            step = max(1, self._block_bytes // (8 * len(rows)))
-            for start in range(0, self._size, step):
-                block = np.asarray(stack[rows, start : start + step], dtype=np.float64)
-                out[start : start + step] = self._reduce(block)
-        finally:
-            del stack
-        return out
+
+        def read(start: int, stop: int) -> np.ndarray:
+            return stack[rows, start:stop]
+
+        return reduce_columns(read, len(rows), self._size, self._reduce, self._block_bytes)
 
     def _reduce(self, block: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -81,7 +80,7 @@ class StackedAccumulator(TensorAccumulator):
 
 class _MedianAccumulator(StackedAccumulator):
     def _reduce(self, block: np.ndarray) -> np.ndarray:
-        return np.median(block, axis=0)
+        return median_rows(block)
 
 
 class _TrimmedMeanAccumulator(StackedAccumulator):
@@ -90,12 +89,7 @@ class _TrimmedMeanAccumulator(StackedAccumulator):
         self._trim_ratio = trim_ratio
 
     def _reduce(self, block: np.ndarray) -> np.ndarray:
-        count = block.shape[0]
-        cut = math.floor(self._trim_ratio * count)
-        if cut == 0:
-            return block.mean(axis=0)
-        ordered = np.sort(block, axis=0)
-        return ordered[cut : count - cut].mean(axis=0)
+        return trimmed_mean_rows(block, self._trim_ratio)
 
 
 class _StackedFunction(AggregationFunction):
@@ -134,12 +128,9 @@ class TrimmedMean(_StackedFunction):
     """Coordinate-wise mean after dropping floor(trim_ratio * n) lowest and highest values."""
 
     def __init__(self, trim_ratio: float = 0.1, tmp_dir: str | None = None) -> None:
-        if isinstance(trim_ratio, bool) or not isinstance(trim_ratio, (int, float)):
-            raise ValueError(f"trim_ratio must be a number in [0, 0.5), got {trim_ratio!r}")
-        if not 0 <= trim_ratio < 0.5:
-            raise ValueError(f"trim_ratio must be in [0, 0.5), got {trim_ratio!r}")
+        ratio = check_trim_ratio(trim_ratio)
         super().__init__(tmp_dir)
-        self.trim_ratio = float(trim_ratio)
+        self.trim_ratio = ratio
 
     def _float_accumulator(self, name: str, global_value: np.ndarray) -> TensorAccumulator:
         return _TrimmedMeanAccumulator(name, global_value, self._round_folder(), self.trim_ratio)

@@ -1,30 +1,19 @@
 """Server optimizers (Reddi et al., "Adaptive Federated Optimization"): the weighted average gives a
 pseudo-gradient (global - average) that a server-side optimizer applies, with state that survives
-rounds and is saved by the aggregator through `state_dict`.
+rounds and is saved by the aggregator through `state_dict`. The arithmetic is in `_server_math`,
+shared with the pure `fedavgm_step` / `fedadam_step`.
 
 Optimizer tensors sent by collaborators (names starting with `__opt__.`) are averaged, not stepped.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
 
+from openfl_cli.federation.aggregation import _server_math as sm
 from openfl_cli.federation.aggregation.average import WeightedAverage
-from openfl_cli.federation.update import is_optimizer_tensor
-
-
-def _check(name: str, value: float, low: float, high: float, *, low_open: bool, high_open: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        left, right = "(" if low_open else "[", ")" if high_open else "]"
-        raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value!r}")
-    return float(value)
 
 
 class _ServerOptimizer(WeightedAverage):
@@ -34,47 +23,17 @@ class _ServerOptimizer(WeightedAverage):
 
     def __init__(self, server_learning_rate: float) -> None:
         super().__init__()
-        self.server_learning_rate = _check(
-            "server_learning_rate", server_learning_rate, 0.0, math.inf, low_open=True, high_open=True
-        )
-        self._state: dict[str, dict[str, np.ndarray]] = {slot: {} for slot in self.slots}
+        self.server_learning_rate = sm.check_learning_rate(server_learning_rate)
+        self._state: sm.State = {slot: {} for slot in self.slots}
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {
-            f"{slot}/{name}": value.copy()
-            for slot, arrays in self._state.items()
-            for name, value in arrays.items()
-        }
+        return {key: value.copy() for key, value in sm.flat_state(self._state).items()}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        loaded: dict[str, dict[str, np.ndarray]] = {slot: {} for slot in self.slots}
-        for key, value in state.items():
-            slot, sep, name = key.partition("/")
-            if not sep or slot not in loaded:
-                raise ValueError(f"{type(self).__name__}: unexpected state key {key!r} (slots: {self.slots})")
-            loaded[slot][name] = np.array(value, copy=True)
-        self._state = loaded
+        self._state = sm.load_state(type(self).__name__, self.slots, state)
 
     def _server_step(self, name: str, global_value: np.ndarray, aggregate: np.ndarray) -> np.ndarray:
-        if is_optimizer_tensor(name):
-            return aggregate
-        state_dtype = np.result_type(global_value.dtype, np.float32)
-        slots = {}
-        for slot in self.slots:
-            current = self._state[slot].get(name)
-            if current is not None and current.shape != global_value.shape:
-                raise ValueError(
-                    f"{type(self).__name__}: state {slot}/{name} has shape {current.shape}, "
-                    f"the tensor has {global_value.shape}"
-                )
-            slots[slot] = (
-                np.zeros(global_value.shape, np.float64) if current is None else current.astype(np.float64)
-            )
-        # Computed in float64; stored in the tensor's precision (at least float32).
-        new_value = self._step(global_value.astype(np.float64), aggregate.astype(np.float64), slots)
-        for slot, value in slots.items():
-            self._state[slot][name] = value.astype(state_dtype)
-        return new_value.astype(global_value.dtype)
+        return sm.server_step(type(self).__name__, name, global_value, aggregate, self._state, self._step)
 
     def _step(
         self, global_value: np.ndarray, average: np.ndarray, slots: dict[str, np.ndarray]
@@ -86,19 +45,16 @@ class _ServerOptimizer(WeightedAverage):
 class FedAvgM(_ServerOptimizer):
     """Server momentum: v = momentum * v + (global - average); new = global - lr * v."""
 
-    slots = ("velocity",)
+    slots = sm.FEDAVGM_SLOTS
 
     def __init__(self, server_learning_rate: float = 1.0, momentum: float = 0.9) -> None:
         super().__init__(server_learning_rate)
-        self.momentum = _check("momentum", momentum, 0.0, 1.0, low_open=False, high_open=True)
+        self.momentum = sm.check_unit("momentum", momentum)
 
     def _step(
         self, global_value: np.ndarray, average: np.ndarray, slots: dict[str, np.ndarray]
     ) -> np.ndarray:
-        velocity = slots["velocity"]
-        velocity *= self.momentum
-        velocity += global_value - average
-        return global_value - self.server_learning_rate * velocity
+        return sm.fedavgm_update(global_value, average, slots, self.server_learning_rate, self.momentum)
 
 
 class FedAdam(_ServerOptimizer):
@@ -107,7 +63,7 @@ class FedAdam(_ServerOptimizer):
     new = global + lr m / (sqrt(v) + tau).
     """
 
-    slots = ("m", "v")
+    slots = sm.FEDADAM_SLOTS
 
     def __init__(
         self,
@@ -117,17 +73,13 @@ class FedAdam(_ServerOptimizer):
         tau: float = 1e-3,
     ) -> None:
         super().__init__(server_learning_rate)
-        self.beta1 = _check("beta1", beta1, 0.0, 1.0, low_open=False, high_open=True)
-        self.beta2 = _check("beta2", beta2, 0.0, 1.0, low_open=False, high_open=True)
-        self.tau = _check("tau", tau, 0.0, math.inf, low_open=True, high_open=True)
+        self.beta1 = sm.check_unit("beta1", beta1)
+        self.beta2 = sm.check_unit("beta2", beta2)
+        self.tau = sm.check_tau(tau)
 
     def _step(
         self, global_value: np.ndarray, average: np.ndarray, slots: dict[str, np.ndarray]
     ) -> np.ndarray:
-        delta = average - global_value
-        first, second = slots["m"], slots["v"]
-        first *= self.beta1
-        first += (1 - self.beta1) * delta
-        second *= self.beta2
-        second += (1 - self.beta2) * np.square(delta)
-        return global_value + self.server_learning_rate * first / (np.sqrt(second) + self.tau)
+        return sm.fedadam_update(
+            global_value, average, slots, self.server_learning_rate, self.beta1, self.beta2, self.tau
+        )
