@@ -186,9 +186,10 @@ def start_aggregator(
         address, port = address_of(spec.network)
         tls = None
         if network.use_tls:
+            from openfl_cli.pki.credentials import aggregator_material
             from openfl_cli.pki.layout import aggregator_tls_paths
 
-            tls = aggregator_tls_paths(plan.workspace, address)
+            tls = aggregator_material(aggregator_tls_paths(plan.workspace, address))
         server = AggregatorServer(
             aggregator,
             network.bind_addr,

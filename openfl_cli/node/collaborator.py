@@ -37,6 +37,7 @@ def open_client(
     address, port = address_of(network)
     tls = None
     if network.use_tls:
+        from openfl_cli.pki.credentials import collaborator_material
         from openfl_cli.pki.layout import collaborator_tls_paths
 
         tls = collaborator_tls_paths(spec.workspace, name)
@@ -51,7 +52,7 @@ def open_client(
         port,
         name,
         spec.plan_hash,
-        tls,
+        collaborator_material(tls, network.require_client_auth) if tls is not None else None,
         use_tls=network.use_tls,
         require_client_auth=network.require_client_auth,
         reconnect_interval=reconnect_interval or network.reconnect_interval,

@@ -1,6 +1,9 @@
-"""What the gRPC layer uses: mutual-TLS credentials and the per-call authorization check.
+"""What the gRPC layer gets from the PKI: TLS material read from a node's PEM files, and the per-call
+authorization check.
 
-grpc is imported inside the functions that need it, so that importing this module stays light.
+The transport builds credentials from `TlsMaterial` (PEM bytes) and reads the peer's name itself; the
+functions here add what only the PKI knows: where the files are, the fx command that makes a missing
+one, and who may call (the roster and the revocation list).
 """
 
 from __future__ import annotations
@@ -23,51 +26,50 @@ from openfl_cli.pki.errors import NotAuthorized
 from openfl_cli.pki.layout import TlsPaths, chain_path, revocation_path
 from openfl_cli.pki.registry import REVOKED, read_records
 from openfl_cli.pki.verify import has_usage, verify_chain
+from openfl_cli.transport.tls import PEM_CERT_PROPERTY, TlsMaterial, channel_credentials
+from openfl_cli.transport.tls import peer_common_name as peer_common_name
+from openfl_cli.transport.tls import server_credentials as _server_credentials
 
 if TYPE_CHECKING:
     import grpc
 
 log = logging.getLogger(__name__)
 
-PEM_CERT_PROPERTY = "x509_pem_cert"  # gRPC auth-context key of the peer's verified certificate
-COMMON_NAME_PROPERTY = "x509_common_name"
+AGGREGATOR_HINT = "fx aggregator certify"
+COLLABORATOR_HINT = "fx collaborator certify --import ..."
 _CACHE_SIZE = 1024
 
 
-def server_credentials(paths: TlsPaths, require_client_auth: bool = True) -> grpc.ServerCredentials:
-    """The aggregator's credentials: its certificate (with the signing CA), and with `require_client_auth`
-    a client certificate issued by the federation's authority is required in the handshake."""
-    import grpc
+def aggregator_material(paths: TlsPaths) -> TlsMaterial:
+    """The aggregator's chain, certificate (followed by the signing CA) and key, as PEM bytes."""
+    return read_tls_material(paths, AGGREGATOR_HINT)
 
-    key, certificate, chain = _tls_material(paths, "fx aggregator certify")
-    return grpc.ssl_server_credentials(
-        [(key, certificate)], root_certificates=chain, require_client_auth=require_client_auth
-    )
+
+def collaborator_material(paths: TlsPaths, with_client_cert: bool = True) -> TlsMaterial:
+    """A collaborator's chain and, with `with_client_cert`, its certificate and key."""
+    return read_tls_material(paths, COLLABORATOR_HINT, with_identity=with_client_cert)
+
+
+def read_tls_material(paths: TlsPaths, hint: str, *, with_identity: bool = True) -> TlsMaterial:
+    """The PEM files of one node; a missing or unreadable file is a UsageError naming it (and `hint`,
+    the command that makes it)."""
+    if not with_identity:
+        return _material(paths, _read(paths.cert_chain, "certificate chain", ""))
+    key = _read(paths.private_key, "private key", hint)
+    certificate = _read(paths.certificate, "certificate", hint)
+    chain = _read(paths.cert_chain, "certificate chain", hint)
+    intermediate = keys.parse_chain(chain, str(paths.cert_chain))[:1]
+    return _material(paths, chain, certificate + keys.pem_bytes(*intermediate), key)
+
+
+def server_credentials(paths: TlsPaths, require_client_auth: bool = True) -> grpc.ServerCredentials:
+    """gRPC credentials of the aggregator at `paths` (see `aggregator_material`)."""
+    return _server_credentials(aggregator_material(paths), require_client_auth)
 
 
 def client_credentials(paths: TlsPaths, with_client_cert: bool = True) -> grpc.ChannelCredentials:
-    """A collaborator's credentials: trust only the federation's chain (gRPC checks the aggregator's name
-    against its certificate's subject alternative names), and present the collaborator's certificate."""
-    import grpc
-
-    if not with_client_cert:
-        return grpc.ssl_channel_credentials(
-            root_certificates=_read(paths.cert_chain, "certificate chain", "")
-        )
-    key, certificate, chain = _tls_material(paths, "fx collaborator certify --import ...")
-    return grpc.ssl_channel_credentials(
-        root_certificates=chain, private_key=key, certificate_chain=certificate
-    )
-
-
-def peer_common_name(context: grpc.ServicerContext) -> str | None:
-    """The common name of the certificate the peer presented in the handshake, or None without one."""
-    auth = context.auth_context() or {}
-    names = auth.get(COMMON_NAME_PROPERTY) or []
-    if names:
-        return bytes(names[0]).decode("utf-8", "replace")
-    pem = auth.get(PEM_CERT_PROPERTY) or []
-    return keys.common_name(keys.parse_certificate(bytes(pem[0]), "peer").subject) if pem else None
+    """gRPC credentials of the collaborator at `paths` (see `collaborator_material`)."""
+    return channel_credentials(collaborator_material(paths, with_client_cert), with_client_cert)
 
 
 @dataclass(frozen=True)
@@ -217,13 +219,14 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
-def _tls_material(paths: TlsPaths, hint: str) -> tuple[bytes, bytes, bytes]:
-    """(private key, certificate followed by the signing CA, chain) as PEM bytes."""
-    key = _read(paths.private_key, "private key", hint)
-    certificate = _read(paths.certificate, "certificate", hint)
-    chain = _read(paths.cert_chain, "certificate chain", hint)
-    intermediate = keys.parse_chain(chain, str(paths.cert_chain))[:1]
-    return key, certificate + keys.pem_bytes(*intermediate), chain
+def _material(
+    paths: TlsPaths, chain: bytes, certificate: bytes | None = None, key: bytes | None = None
+) -> TlsMaterial:
+    try:
+        return TlsMaterial(chain, certificate, key)
+    except ValueError as error:
+        files = ", ".join(str(path) for path in (paths.cert_chain, paths.certificate, paths.private_key))
+        raise UsageError(f"{files}: not usable for TLS ({error})") from None
 
 
 def _read(path: Path, what: str, hint: str) -> bytes:

@@ -19,12 +19,10 @@ from openfl_cli.tensors.codec import array_bytes, array_from_buffer, dtype_from_
 from openfl_cli.tensors.pipelines import QUANT, RAW, SPARSE, EncodedTensor, ParamValue, decode_tensor
 from openfl_cli.transport.frames import ChunkFrame
 from openfl_cli.transport.limits import Limits
+from openfl_cli.transport.messages import StreamError
+from openfl_cli.transport.result_checks import check_tensor_matches
 
 KNOWN_ENCODINGS = frozenset({RAW, SPARSE, QUANT})
-
-
-class StreamError(ValueError):
-    """Input from the network that is refused; the message is the reason the peer sees."""
 
 
 @dataclass(frozen=True)
@@ -162,18 +160,9 @@ def _params(header: pb.TensorHeader, where: str, limits: Limits) -> dict[str, Pa
 
 
 def check_against_model(infos: Iterable[TensorInfo], model: Mapping[str, np.ndarray]) -> None:
-    """A result may only carry tensors of the model that was sent, with the same dtype and shape: this
-    bounds its size by the model's before anything is allocated."""
+    """Every announced tensor is one of `model`'s, with its dtype and shape."""
     for info in infos:
-        reference = model.get(info.name)
-        if reference is None:
-            raise StreamError(f"unknown tensor {info.name!r}: not in the model of this round")
-        expected_dtype, expected_shape = dtype_name(reference.dtype), tuple(reference.shape)
-        if (info.dtype, info.shape) != (expected_dtype, expected_shape):
-            raise StreamError(
-                f"tensor {info.name!r} is {info.dtype} {list(info.shape)}, the model has"
-                f" {expected_dtype} {list(expected_shape)}"
-            )
+        check_tensor_matches(info.name, info.dtype, info.shape, model)
 
 
 # -- rebuilding tensors (receiver) ---------------------------------------------------------------------

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from openfl_cli.errors import FxError
+
 
 class Action(str, Enum):
     RUN = "run"  # run the tasks of `round_number`
@@ -58,6 +60,17 @@ class Refused(Exception):
         self.code = code
         self.reason = reason
         super().__init__(f"{code.value}: {reason}")
+
+
+class AggregatorRefused(Refused, FxError):
+    """A refusal received from the aggregator (over any link): a `Refused` for the collaborator's
+    logic, and an `FxError` so that the CLI prints it as one line. Never retried."""
+
+    exit_code = 2
+
+
+class StreamError(ValueError):
+    """Input from the peer that is refused (an INVALID refusal); the message is the reason it sees."""
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,16 @@ before it calls any of these methods, so they receive a trusted collaborator nam
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from openfl_cli.transport.messages import PingReply, TaskAssignment
+from openfl_cli.transport.messages import PingReply, Refused, StreamError, TaskAssignment
 
 if TYPE_CHECKING:
     import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class ResultSink(Protocol):
@@ -60,3 +63,12 @@ class FederationService(Protocol):
     ) -> ResultSink:
         """Start receiving a result. Raises `Refused` for a closed round, a task not assigned to this
         collaborator, a duplicate, bad metrics or a negative sample count."""
+
+
+def abort_sink(sink: ResultSink, exc: BaseException, peer: str) -> None:
+    """Undo a result that did not arrive whole; a failing abort is logged, never raised over `exc`."""
+    reason = str(exc) if isinstance(exc, (Refused, StreamError)) else f"stream broke ({type(exc).__name__})"
+    try:
+        sink.abort(reason)
+    except Exception:
+        log.exception("aborting a result from %s failed", peer)

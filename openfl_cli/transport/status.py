@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import grpc
 
-from openfl_cli.errors import FxError
-from openfl_cli.transport.messages import RefusalCode, Refused
+from openfl_cli.transport.messages import AggregatorRefused, RefusalCode, Refused
 
 REFUSAL_KEY = "fx-refusal"
 
@@ -22,12 +21,7 @@ _STATUS: dict[RefusalCode, grpc.StatusCode] = {
     RefusalCode.UNKNOWN_TASK: grpc.StatusCode.NOT_FOUND,
 }
 
-
-class AggregatorRefused(Refused, FxError):
-    """A refusal received from the aggregator: a `Refused` for the collaborator's logic, and an `FxError`
-    so that the CLI prints it as one line. Never retried."""
-
-    exit_code = 2
+__all__ = ["REFUSAL_KEY", "AggregatorRefused", "abort", "refusal_from", "status_of"]
 
 
 def status_of(code: RefusalCode) -> grpc.StatusCode:

@@ -113,6 +113,7 @@ def test_full_experiment(make_federation) -> None:
 
 
 def test_attacks_are_refused(make_federation, tmp_path: Path) -> None:
+    from openfl_cli.pki.credentials import collaborator_material
     from openfl_cli.pki.layout import TlsPaths, collaborator_tls_paths
     from openfl_cli.plan import Plan
     from openfl_cli.transport.client import AggregatorClient
@@ -127,7 +128,7 @@ def test_attacks_are_refused(make_federation, tmp_path: Path) -> None:
 
     def ping(name: str, tls: TlsPaths, *, client_cert: bool = True) -> str:
         client = AggregatorClient(
-            "localhost", federation.port, name, plan_hash, tls,
+            "localhost", federation.port, name, plan_hash, collaborator_material(tls, client_cert),
             require_client_auth=client_cert, reconnect_interval=0.2, reconnect_timeout=1.0,
         )  # fmt: skip
         try:
@@ -232,10 +233,12 @@ def test_straggler_cut_off(make_federation) -> None:
 
 def bad_results(port: int, plan_hash: str, tls: object) -> None:
     """Results of the wrong shape, dtype or with NaN are refused; the aggregator stays up."""
+    from openfl_cli.pki.credentials import collaborator_material
     from openfl_cli.transport.client import AggregatorClient
     from openfl_cli.transport.messages import Action, RefusalCode, Refused
 
-    client = AggregatorClient("localhost", port, "one", plan_hash, tls, reconnect_timeout=2.0)  # type: ignore[arg-type]
+    material = collaborator_material(tls)  # type: ignore[arg-type]
+    client = AggregatorClient("localhost", port, "one", plan_hash, material, reconnect_timeout=2.0)
     try:
         assignment = client.get_tasks(5.0)
         assert assignment.action is Action.RUN

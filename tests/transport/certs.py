@@ -12,12 +12,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from openfl_cli.transport.tls import TlsMaterial
+
 
 @dataclass(frozen=True)
 class TlsFiles:
     cert_chain: Path
     certificate: Path
     private_key: Path
+
+    def material(self, with_identity: bool = True) -> TlsMaterial:
+        """The PEM bytes the transport takes."""
+        if not with_identity:
+            return TlsMaterial(self.cert_chain.read_bytes())
+        return TlsMaterial(
+            self.cert_chain.read_bytes(), self.certificate.read_bytes(), self.private_key.read_bytes()
+        )
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,12 @@ class Authorizer:
 @pytest.fixture
 def server(pki: Pki, service: FakeService) -> Iterator[AggregatorServer]:
     server = AggregatorServer(
-        service, "127.0.0.1", 0, pki.server, authorizer=Authorizer({"one", "two"}), expected_collaborators=2
+        service,
+        "127.0.0.1",
+        0,
+        pki.server.material(),
+        authorizer=Authorizer({"one", "two"}),
+        expected_collaborators=2,
     )
     server.start()
     yield server
@@ -84,7 +89,7 @@ def make_client(pki: Pki, server: AggregatorServer) -> Iterator[ClientFactory]:
             options.pop("port", server.port),
             name,
             plan_hash,
-            tls or pki.clients[name],
+            (tls or pki.clients[name]).material(),
             **options,
         )
         clients.append(client)

@@ -34,7 +34,7 @@ def test_reconnects_when_the_aggregator_comes_back(
 ) -> None:
     port = _free_port()
     client = make_client(port=port, reconnect_interval=0.2, reconnect_timeout=4.0)
-    late = AggregatorServer(service, "127.0.0.1", port, pki.server)
+    late = AggregatorServer(service, "127.0.0.1", port, pki.server.material())
     starter = threading.Timer(0.6, late.start)
     starter.start()
     try:
@@ -49,4 +49,4 @@ def test_second_server_on_the_same_port_fails(
     server: AggregatorServer, pki: Pki, service: FakeService
 ) -> None:
     with pytest.raises(FxError, match="cannot listen on"):
-        AggregatorServer(service, "127.0.0.1", server.port, pki.server).start()
+        AggregatorServer(service, "127.0.0.1", server.port, pki.server.material()).start()

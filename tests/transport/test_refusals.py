@@ -177,7 +177,7 @@ def test_unknown_names_and_second_headers_are_refused(hostile, service: FakeServ
 
 def test_message_over_the_size_limit_is_refused(pki: Pki, service: FakeService) -> None:
     limits = Limits(chunk_bytes=1024, max_message_bytes=4096)
-    with AggregatorServer(service, "127.0.0.1", 0, pki.server, limits=limits) as server:
+    with AggregatorServer(service, "127.0.0.1", 0, pki.server.material(), limits=limits) as server:
         headers, _ = raw_entries({f"{'n' * 200}{i}": np.zeros(1) for i in range(40)})
         header = encode_header(pb.ResultHeader(round_number=0, task_name="train", tensors=headers))
         error = _raw_send(pki, server.port, [header])

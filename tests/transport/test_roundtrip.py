@@ -63,9 +63,9 @@ def test_tensor_bigger_than_many_chunks(pki, service: FakeService) -> None:
     from openfl_cli.transport.client import AggregatorClient
 
     with (
-        AggregatorServer(service, "127.0.0.1", 0, pki.server, limits=limits) as server,
+        AggregatorServer(service, "127.0.0.1", 0, pki.server.material(), limits=limits) as server,
         AggregatorClient(
-            "127.0.0.1", server.port, "one", PLAN_HASH, pki.clients["one"], limits=limits
+            "127.0.0.1", server.port, "one", PLAN_HASH, pki.clients["one"].material(), limits=limits
         ) as client,
     ):
         model = client.get_model(0)
