@@ -81,6 +81,7 @@ def build_collaborator(
     runner: TaskRunner | None = None,
     retry_interval: float = 5.0,
     progress: TaskProgress | None = None,
+    background_upload: bool = True,
 ) -> Collaborator:
     return Collaborator(
         spec.name,
@@ -93,6 +94,7 @@ def build_collaborator(
         retry_interval=retry_interval,
         metric_callback=metric_callback(builder, spec.metric_callback),
         progress=progress,
+        background_upload=background_upload,
     )
 
 

@@ -150,8 +150,9 @@ def run_simulation(
             serving.start()
             try:
                 _drive(spec, aggregator, pool, progress)
-            except BaseException:
+            except BaseException:  # an interrupt: the jobs not started are dropped
                 aggregator.stop()
+                pool.abort()
                 raise
             finally:
                 pool.close()
@@ -306,9 +307,7 @@ class _Workers:
             except BaseException as exc:
                 with self._lock:
                     if self.error is None:
-                        self.error = (
-                            exc if isinstance(exc, FxError) else FxError(f"collaborator {name}: {exc}")
-                        )
+                        self.error = FxError(f"collaborator {name}: {exc}")
                         self.error.__cause__ = exc
                 self.aggregator.stop()
                 self.abort()
@@ -332,7 +331,7 @@ class _Workers:
         if self._keep_optimizer and name in self._optimizer_states:
             runner.set_tensor_dict(self._optimizer_states[name], with_opt_vars=True)
         collaborator = build_collaborator(
-            own, self.builder, link, runner=runner, progress=self._task_progress
+            own, self.builder, link, runner=runner, progress=self._task_progress, background_upload=False
         )
         collaborator.rounds_to_train = self.spec.aggregator.rounds_to_train
         collaborator.run_round(assignment.round_number, assignment.tasks)

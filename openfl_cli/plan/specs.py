@@ -17,22 +17,6 @@ from openfl_cli.transport.messages import TaskSpec
 if TYPE_CHECKING:
     from openfl_cli.plan.plan import Plan
 
-# the sections the specs hold; any other section of the plan travels in `extra` unchanged
-KNOWN_SECTIONS = frozenset(
-    {
-        "aggregator",
-        "collaborator",
-        "network",
-        "data_loader",
-        "task_runner",
-        "assigner",
-        "compression_pipeline",
-        "straggler_handling_policy",
-        "tasks",
-    }
-)
-
-
 def experiment_spec(plan: Plan) -> ExperimentSpec:
     aggregator = plan.aggregator_settings
     collaborator = plan.collaborator_settings
@@ -75,9 +59,6 @@ def experiment_spec(plan: Plan) -> ExperimentSpec:
         name=str(network.agg_addr),
     )
     extra: dict[str, Any] = {}
-    others = {name: body for name, body in plan.config.items() if name not in KNOWN_SECTIONS}
-    if others:
-        extra["sections"] = others
     if "settings" in plan.config["tasks"]:
         extra["tasks.settings"] = plan.config["tasks"]["settings"]
     if collaborator.db_store_rounds != 1:

@@ -78,7 +78,6 @@ def plan_config(spec: ExperimentSpec) -> dict[str, Any]:
             entry["aggregation_type"] = _section(agg.aggregation[name])
         tasks[name] = entry
     config["tasks"] = tasks
-    config.update(spec.extra.get("sections", {}))
     return config
 
 
