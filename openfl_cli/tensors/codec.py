@@ -36,10 +36,20 @@ _DTYPES: dict[str, np.dtype[Any]] = {
 }
 
 SUPPORTED_DTYPES: tuple[str, ...] = tuple(_DTYPES)
+# every accepted dtype object in either byte order -> its name: the hot path asks for names per tensor
+_NAMES: dict[np.dtype[Any], str] = {
+    variant: name
+    for name, dtype in _DTYPES.items()
+    for variant in (dtype, dtype.newbyteorder(">"), dtype.newbyteorder("="))
+}
 
 
 def dtype_name(dtype: DTypeLike) -> str:
     """The portable name of `dtype` ("float32", "bool", ...), whatever its byte order."""
+    if isinstance(dtype, np.dtype):
+        known = _NAMES.get(dtype)
+        if known is not None:
+            return known
     resolved = np.dtype(dtype)
     name = resolved.name
     if resolved.fields is not None or resolved.subdtype is not None or name not in _DTYPES:
