@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from openfl_cli.node.simulator import SimulationResult
     from openfl_cli.runners.base import TaskRunner
 
 
@@ -26,4 +27,21 @@ def get_model(
     return _get_model(plan_config, cols_config, data_config, model_protobuf_path, **kwargs)
 
 
-__all__ = ["__version__", "get_model"]
+def simulate(
+    plan_config: str = "plan/plan.yaml",
+    cols_config: str = "plan/cols.yaml",
+    data_config: str = "plan/data.yaml",
+    *,
+    collaborators: int | None = None,
+    rounds: int | None = None,
+    threads: int = 1,
+) -> SimulationResult:
+    """Run the workspace's whole experiment in this process, as `fx simulate` does."""
+    from openfl_cli.node.simulator import simulate as _simulate
+
+    return _simulate(
+        plan_config, cols_config, data_config, collaborators=collaborators, rounds=rounds, threads=threads
+    )
+
+
+__all__ = ["__version__", "get_model", "simulate"]

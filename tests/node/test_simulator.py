@@ -170,3 +170,12 @@ def test_a_failing_task_stops_the_simulation_with_its_reason(digits: Path) -> No
         run(digits, collaborators=4, rounds=2, threads=2)
     assert "\n" not in str(raised.value)
     assert not (digits / "save/last.pbuf").exists()  # no round completed
+
+
+def test_the_package_level_function_runs_a_simulation(digits: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import openfl_cli
+
+    monkeypatch.chdir(digits)
+    result = openfl_cli.simulate(collaborators=2, rounds=1)
+    assert result.finished and result.collaborator_tasks == 6
+    assert result.last_state_path == digits / "save/last.pbuf"
