@@ -328,8 +328,11 @@ class _Workers:
             runner.data_loader = loader
         if assignment.action is not Action.RUN:
             return runner
-        if self._keep_optimizer and name in self._optimizer_states:
-            runner.set_tensor_dict(self._optimizer_states[name], with_opt_vars=True)
+        if self._keep_optimizer:  # this collaborator's own state, or a fresh one as a new runner has
+            if name in self._optimizer_states:
+                runner.set_tensor_dict(self._optimizer_states[name], with_opt_vars=True)
+            else:
+                runner.reset_opt_vars()
         collaborator = build_collaborator(
             own, self.builder, link, runner=runner, progress=self._task_progress, background_upload=False
         )

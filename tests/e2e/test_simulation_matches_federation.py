@@ -18,7 +18,7 @@ import pytest
 from openfl_cli.tensors.snapshot import load_snapshot
 from tests.conftest import run_fx
 from tests.e2e.federation_run import Federation, run_until_done
-from tests.e2e.pki_flow import certify_federation
+from tests.e2e.pki_flow import FederationDirs, certify_federation
 
 pytestmark = pytest.mark.e2e
 
@@ -34,10 +34,22 @@ def aggregated_metrics(workspace: Path) -> dict[tuple[int, str, str], float]:
     return {(r["round"], r["task"], r["metric"]): r["value"] for r in records if r["node"] == "aggregator"}
 
 
-def test_a_simulation_ends_with_the_model_of_the_real_federation(tmp_path: Path) -> None:
-    (tmp_path / "certified").mkdir()
-    certified = certify_federation(tmp_path / "certified", ["one", "two"])
-    federation = Federation(certified, tmp_path / "real", PLAN, ["one", "two"])
+@pytest.fixture(scope="module")
+def certified(tmp_path_factory: pytest.TempPathFactory) -> FederationDirs:
+    return certify_federation(tmp_path_factory.mktemp("certified"), ["one", "two"])
+
+
+@pytest.mark.parametrize(
+    "opt_treatment",
+    # CONTINUE_LOCAL: each collaborator's own optimizer state carries over, though the simulator
+    # lends one runner to all of them
+    ["RESET", "CONTINUE_LOCAL"],
+)
+def test_a_simulation_ends_with_the_model_of_the_real_federation(
+    certified: FederationDirs, tmp_path: Path, opt_treatment: str
+) -> None:
+    plan = {**PLAN, "collaborator": {"settings": {"opt_treatment": opt_treatment}}}
+    federation = Federation(certified, tmp_path / "real", plan, ["one", "two"])
     try:
         assert set(run_until_done(federation).values()) == {0}, federation.all_logs()
     finally:
