@@ -173,6 +173,7 @@ def collaborator_certify(
         return
     from openfl_cli.pki.signing import certify_collaborator
 
+    assert request_pkg is not None  # exactly one of the two was given
     confirm = _confirm(silent, "the collaborator's node")
     signed = certify_collaborator(
         _workspace(), request_pkg, days=days, expected_hash=request_hash, confirm=confirm

@@ -93,7 +93,7 @@ def _read(tiles: list[tuple[Path, int]], image_size: int) -> Split:
         except OSError as error:  # PIL's UnidentifiedImageError is one
             raise UsageError(f"{path}: cannot read this histology tile: {error}") from None
         if rgb.size != (image_size, image_size):
-            rgb = rgb.resize((image_size, image_size), Image.BILINEAR)
+            rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
         images[i] = np.asarray(rgb)
     return images, np.array([label for _, label in tiles], np.int64)
 

@@ -18,10 +18,14 @@ import logging
 import os
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from openfl_cli.data.shared import shared_dataset
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,14 @@ FILES = {  # name -> MD5 of the .gz file
     "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
 }
-IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_DTYPES: dict[int, DTypeLike] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 def load_mnist(folder: str | Path) -> Arrays:

@@ -44,14 +44,14 @@ def shared_dataset(key: tuple[str, ...], load: Callable[[], T]) -> T:
         else:
             sharing = True
             if key in _loaded:
-                return _loaded[key]  # type: ignore[no-any-return]
+                return _loaded[key]
             key_lock = _key_locks.setdefault(key, threading.Lock())
     if not sharing:
         return load()
     with key_lock:  # one thread loads, the others wait for its result
         with _lock:
             if key in _loaded:
-                return _loaded[key]  # type: ignore[no-any-return]
+                return _loaded[key]
         value = _read_only(load())
         with _lock:
             if _scopes:

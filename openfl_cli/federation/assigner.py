@@ -16,9 +16,27 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 DEFAULT_TASKS: tuple[str, ...] = ("aggregated_model_validation", "train", "locally_tuned_model_validation")
+
+
+class TaskAssigner(Protocol):
+    """What the aggregator's side calls on the plan's assigner (`Assigner` is one): `bind` once with the
+    collaborator list, `tasks` for the tasks to set up, `tasks_for` when each round opens."""
+
+    @property
+    def tasks(self) -> Sequence[str]:
+        """Every task any collaborator may be given."""
+        ...
+
+    def bind(self, collaborators: Sequence[str]) -> None:
+        """Fix the collaborator list (cols.yaml)."""
+        ...
+
+    def tasks_for(self, collaborator: str, round_number: int) -> Sequence[str]:
+        """Tasks of `collaborator` in `round_number`, in the order it runs them (empty: none)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,23 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Collection
+from typing import Protocol
 
 
 def _check_minimum(minimum_reporting: int) -> int:
     if isinstance(minimum_reporting, bool) or not isinstance(minimum_reporting, int) or minimum_reporting < 1:
         raise ValueError(f"minimum_reporting must be an integer >= 1, got {minimum_reporting!r}")
     return minimum_reporting
+
+
+class StragglerHandling(Protocol):
+    """What the aggregator calls on the plan's straggler handling policy (`StragglerPolicy` is one)."""
+
+    def round_open(self, expected: Collection[str], started_at: float) -> None: ...
+
+    def can_close(self, done: Collection[str], now: float) -> bool: ...
+
+    def next_deadline(self, now: float) -> float | None: ...
 
 
 class StragglerPolicy(ABC):

@@ -23,8 +23,11 @@ if TYPE_CHECKING:
     import numpy as np
 
     from openfl_cli.federation.aggregation.function import AggregationFunction
+    from openfl_cli.federation.assigner import TaskAssigner
     from openfl_cli.federation.specs import ComponentBuilder, ExperimentSpec
+    from openfl_cli.federation.straggler import StragglerHandling
     from openfl_cli.plan import Plan
+    from openfl_cli.transport.core.guard import Authorizer
     from openfl_cli.transport.messages import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def build_aggregator(
         raise UsageError(f"{init_path}: no initial model; run `fx plan initialize` first")
     outputs = open_outputs(spec, builder)
     try:
-        assigner = builder.build(agg.assigner, optional_injected=_assigner_extras(spec))
+        assigner: TaskAssigner = builder.build(agg.assigner, optional_injected=_assigner_extras(spec))
         assigner.bind(list(agg.collaborators))
         tasks = {name: _task(spec, name) for name in assigner.tasks}
         functions = {name: _aggregation_function(spec, builder, name) for name in tasks}
@@ -78,12 +81,13 @@ def build_aggregator(
             )
         elif agg.opt_treatment == "CONTINUE_GLOBAL":
             model = _with_optimizer_state(spec, builder, model)
+        straggler: StragglerHandling = builder.build(agg.straggler)
         aggregator = Aggregator(
             plan_hash=agg.plan_hash,
             collaborators=agg.collaborators,
             tasks=tasks,
             assigner=assigner,
-            straggler=builder.build(agg.straggler),
+            straggler=straggler,
             functions=functions,
             model=model,
             rounds_to_train=agg.rounds_to_train,
@@ -223,11 +227,11 @@ def start_aggregator(
     )
 
 
-def _authorizer(plan: Plan, cols_path: str | Path, with_certificates: bool) -> object:
+def _authorizer(plan: Plan, cols_path: str | Path, with_certificates: bool) -> Authorizer:
     if with_certificates:
-        from openfl_cli.pki.credentials import Authorizer
+        from openfl_cli.pki.credentials import Authorizer as CertificateAuthorizer
 
-        return Authorizer(plan.workspace, Path(cols_path).absolute())
+        return CertificateAuthorizer(plan.workspace, Path(cols_path).absolute())
     return _RosterAuthorizer(Path(cols_path).absolute())
 
 

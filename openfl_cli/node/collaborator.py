@@ -10,11 +10,12 @@ from openfl_cli.federation.collaborator import Collaborator
 from openfl_cli.node.common import address_of, load_plan, metric_callback
 
 if TYPE_CHECKING:
+    from openfl_cli.data.base import DataLoader
     from openfl_cli.federation.collaborator import AggregatorLink
     from openfl_cli.federation.progress import TaskProgress
     from openfl_cli.federation.specs import CollaboratorSpec, ComponentBuilder, ComponentSpec, ExperimentSpec
     from openfl_cli.runners.base import TaskRunner
-    from openfl_cli.tensors.pipelines import CompressionPipeline
+    from openfl_cli.tensors.pipelines import TensorEncoder
     from openfl_cli.transport.client import AggregatorClient
 
 log = logging.getLogger(__name__)
@@ -61,14 +62,14 @@ def open_client(
     )
 
 
-def build_pipeline(component: ComponentSpec | None, builder: ComponentBuilder) -> CompressionPipeline | None:
-    pipeline: CompressionPipeline | None = builder.build(component) if component is not None else None
+def build_pipeline(component: ComponentSpec | None, builder: ComponentBuilder) -> TensorEncoder | None:
+    pipeline: TensorEncoder | None = builder.build(component) if component is not None else None
     return pipeline
 
 
 def build_runner(spec: CollaboratorSpec, builder: ComponentBuilder) -> TaskRunner:
     """The collaborator's task runner over its own data loader."""
-    loader = builder.build(spec.data_loader, {"data_path": spec.data_path})
+    loader: DataLoader = builder.build(spec.data_loader, {"data_path": spec.data_path})
     runner: TaskRunner = builder.build(spec.task_runner, {"data_loader": loader})
     return runner
 

@@ -4,11 +4,13 @@ the reference runner."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from openfl_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    from openfl_cli.data.base import DataLoader
+    from openfl_cli.federation.metrics import MetricCallback
     from openfl_cli.federation.specs import ComponentBuilder, ExperimentSpec, NetworkSpec
     from openfl_cli.plan import Plan
     from openfl_cli.runners.base import TaskRunner
@@ -30,7 +32,7 @@ def address_of(network: NetworkSpec) -> tuple[str, int]:
     return str(network.agg_addr), int(network.agg_port)
 
 
-def metric_callback(builder: ComponentBuilder, dotted: str | None) -> Any:
+def metric_callback(builder: ComponentBuilder, dotted: str | None) -> MetricCallback | None:
     """Import a `log_metric_callback` (dotted path; `src.` modules come from the workspace)."""
     if not dotted:
         return None
@@ -41,7 +43,7 @@ def build_reference_runner(spec: ExperimentSpec, builder: ComponentBuilder) -> T
     """A task runner on the aggregator's side (native model, initial optimizer state). Like
     `fx plan initialize`: the data loader of the first collaborator in data.yaml, else shard "1"."""
     first = next(iter(spec.data_paths.values()), "1")
-    loader = builder.build(spec.data_loader, {"data_path": first})
+    loader: DataLoader = builder.build(spec.data_loader, {"data_path": first})
     runner: TaskRunner = builder.build(spec.task_runner, {"data_loader": loader})
     return runner
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from openfl_cli.data.shared import sharing_datasets
 from openfl_cli.errors import FxError, UsageError
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from openfl_cli.federation.progress import AggregatorReporter
     from openfl_cli.federation.specs import ComponentBuilder
     from openfl_cli.runners.base import TaskRunner
-    from openfl_cli.tensors.pipelines import CompressionPipeline
+    from openfl_cli.tensors.pipelines import TensorEncoder
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ class _Workers:
         self._loaders: dict[str, DataLoader] = {}
         self._optimizer_states: dict[str, dict[str, np.ndarray]] = {}
         self._keep_optimizer = spec.aggregator.opt_treatment == "CONTINUE_LOCAL"
-        self._pipeline: CompressionPipeline | None = build_pipeline(spec.compression, builder)
+        self._pipeline: TensorEncoder | None = build_pipeline(spec.compression, builder)
         self._task_progress = _QuietProgress()
         self._threads = [
             threading.Thread(target=self._work, name=f"fx-sim-{index}", daemon=True)
@@ -345,7 +345,7 @@ class _Workers:
         self.progress.collaborator_done()
         return runner
 
-    def _loader(self, name: str, data_path: str) -> Any:
+    def _loader(self, name: str, data_path: str) -> DataLoader:
         loader = self._loaders.get(name)
         if loader is None:
             loader = self.builder.build(self.spec.data_loader, {"data_path": data_path})

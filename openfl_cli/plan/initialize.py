@@ -146,5 +146,9 @@ def _edit_in_place(text: str, values: dict[str, Any]) -> str | None:
         pattern = re.compile(rf"^(\s*{key}\s*:\s*)([^#\n]*?)(\s*(#.*)?)$", re.MULTILINE)
         if len(pattern.findall(text)) != 1:
             return None
-        text = pattern.sub(lambda m, v=value: f"{m.group(1)}{v}{m.group(3)}", text)
+
+        def replacement(m: re.Match[str], v: Any = value) -> str:
+            return f"{m.group(1)}{v}{m.group(3)}"
+
+        text = pattern.sub(replacement, text)
     return text

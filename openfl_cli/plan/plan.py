@@ -19,8 +19,12 @@ from openfl_cli.plan.templates import TemplateError, accepted_injections, check_
 
 if TYPE_CHECKING:
     from openfl_cli.data.base import DataLoader
+    from openfl_cli.federation.aggregation.function import AggregationFunction
+    from openfl_cli.federation.assigner import TaskAssigner
     from openfl_cli.federation.specs import ComponentSpec, ExperimentSpec
+    from openfl_cli.federation.straggler import StragglerHandling
     from openfl_cli.runners.base import TaskRunner
+    from openfl_cli.tensors.pipelines import TensorEncoder
 
 
 def canonical_hash(config: Mapping[str, Any]) -> str:
@@ -156,7 +160,7 @@ class Plan:
             raise PlanError(str(self.plan_path), where, str(error)) from None
         if not callable(found):
             raise PlanError(str(self.plan_path), where, f"{dotted} is not callable")
-        return found  # type: ignore[no-any-return]
+        return found
 
     def data_path_for(self, collaborator_name: str) -> str:
         try:
@@ -176,7 +180,7 @@ class Plan:
         template, settings = self._section("task_runner")
         return self._build(("task_runner",), template, settings, {"data_loader": data_loader})
 
-    def build_compression_pipeline(self) -> Any:
+    def build_compression_pipeline(self) -> TensorEncoder:
         template, settings = self._section("compression_pipeline")
         return self._build(("compression_pipeline",), template, settings)
 
@@ -189,17 +193,17 @@ class Plan:
             "rounds_to_train": self.aggregator_settings.rounds_to_train,
         }
 
-    def build_assigner(self) -> Any:
+    def build_assigner(self) -> TaskAssigner:
         template, settings = self._section("assigner")
         return self._build(("assigner",), template, settings, optional_injected=self._assigner_extras())
 
-    def build_straggler_policy(self) -> Any:
+    def build_straggler_policy(self) -> StragglerHandling:
         if "straggler_handling_policy" not in self.config:
             return self._build(("straggler_handling_policy",), aliases.WAIT_FOR_ALL, {})
         template, settings = self._section("straggler_handling_policy")
         return self._build(("straggler_handling_policy",), template, settings)
 
-    def build_aggregation_function(self, task_name: str) -> Any:
+    def build_aggregation_function(self, task_name: str) -> AggregationFunction:
         try:
             spec = self.tasks[task_name]
         except KeyError:

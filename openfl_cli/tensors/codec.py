@@ -84,7 +84,7 @@ def array_bytes(array: np.ndarray) -> memoryview:
     canonical = _DTYPES[dtype_name(array.dtype)]
     contiguous = np.ascontiguousarray(array, dtype=canonical)
     # reshape(-1) of a C-contiguous array is a view; 0-d arrays become one element.
-    return memoryview(contiguous.reshape(-1).view(np.uint8))
+    return contiguous.reshape(-1).view(np.uint8).data
 
 
 def check_shape(shape: Sequence[int]) -> tuple[int, ...]:

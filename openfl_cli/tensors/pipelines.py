@@ -18,6 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -52,6 +53,17 @@ class EncodedTensor:
     def nbytes(self) -> int:
         """Bytes of payload that travel (what the encoding saved is raw_nbytes - nbytes)."""
         return memoryview(self.payload).nbytes
+
+
+class TensorEncoder(Protocol):
+    """What an upload calls on the plan's compression pipeline (`CompressionPipeline` is one)."""
+
+    @property
+    def is_lossless(self) -> bool:
+        """True when decoding gives back the very values (the in-process link then skips the codec)."""
+        ...
+
+    def encode(self, array: np.ndarray) -> EncodedTensor: ...
 
 
 class CompressionPipeline(ABC):
@@ -109,7 +121,7 @@ class SparsityPipeline(CompressionPipeline):
         payload[:split].view(index_dtype)[:] = indices
         payload[split:].view(value_dtype)[:] = flat[indices]
         params: dict[str, ParamValue] = {"k": k, "index_dtype": index_dtype.name}
-        return _encoded(SPARSE, memoryview(payload), params, array)
+        return _encoded(SPARSE, payload.data, params, array)
 
 
 class QuantizationPipeline(CompressionPipeline):

@@ -166,7 +166,7 @@ def _read_tensor(reader: FieldReader) -> tuple[NamedTensorProto, np.ndarray]:
         if field_number == _DATA_FIELD and wire_type == LENGTH_DELIMITED:
             # A fresh numpy buffer is aligned for any dtype and writable, unlike a slice of the file.
             data = np.empty(reader.read_length(), dtype=np.uint8)
-            reader.read_into(memoryview(data))
+            reader.read_into(data.data)
         else:
             header.extend(raw_tag)
             header.extend(reader.read_raw_value(wire_type))

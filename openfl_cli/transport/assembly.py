@@ -265,7 +265,7 @@ class Assembler:
             self._complete(info, np.empty(0, dtype=np.uint8))
 
     def _complete(self, info: TensorInfo, buffer: np.ndarray) -> None:
-        array = self._target if self._target is not None else _decode(info, memoryview(buffer))
+        array = self._target if self._target is not None else _decode(info, buffer.data)
         self._index += 1
         self._filled = 0
         self._buffer = self._target = None

@@ -18,7 +18,7 @@ import numpy as np
 
 from openfl_cli.errors import FxError, SecurityError
 from openfl_cli.proto import federation_pb2 as pb
-from openfl_cli.tensors.pipelines import CompressionPipeline, NoCompressionPipeline
+from openfl_cli.tensors.pipelines import NoCompressionPipeline, TensorEncoder
 from openfl_cli.transport.assembly import Assembler, encoded_header, tensor_infos
 from openfl_cli.transport.auth import call_metadata
 from openfl_cli.transport.chunking import chunk_messages
@@ -53,7 +53,7 @@ class AggregatorClient:
         reconnect_interval: float = 5.0,
         reconnect_timeout: float = 600.0,
         retry: RetryPolicy | None = None,
-        pipeline: CompressionPipeline | None = None,
+        pipeline: TensorEncoder | None = None,
         limits: Limits | None = None,
         server_name: str | None = None,
     ) -> None:

@@ -127,7 +127,8 @@ def decode_message(raw: bytes, header_type: type[H]) -> HeaderFrame[H] | ChunkFr
         if wire_type != _LENGTH_DELIMITED or not isinstance(value, memoryview):
             raise ValueError(f"field {number} has the wrong wire type")
         if number == HEADER_FIELD:
-            return HeaderFrame(header_type.FromString(value), value.nbytes)
+            # protobuf parses any buffer; the stubs declare bytes only
+            return HeaderFrame(header_type.FromString(value), value.nbytes)  # type: ignore[arg-type]
         if number == CHUNK_FIELD:
             return _decode_chunk(value)
         raise ValueError(f"unknown field {number}")

@@ -25,7 +25,7 @@ import numpy as np
 
 from openfl_cli.errors import FxError
 from openfl_cli.tensors.codec import as_array, dtype_from_name, dtype_name
-from openfl_cli.tensors.pipelines import RAW, CompressionPipeline, NoCompressionPipeline, decode_tensor
+from openfl_cli.tensors.pipelines import RAW, NoCompressionPipeline, TensorEncoder, decode_tensor
 from openfl_cli.transport.auth import plan_refusal
 from openfl_cli.transport.core.metadata import MAX_VALUE_CHARS
 from openfl_cli.transport.limits import Limits
@@ -63,7 +63,7 @@ class InProcessLink:
         *,
         plan_hash: str | None = None,
         allowed: Collection[str] | None = None,
-        pipeline: CompressionPipeline | None = None,
+        pipeline: TensorEncoder | None = None,
         limits: Limits | None = None,
         max_poll_seconds: float = 60.0,
     ) -> None:

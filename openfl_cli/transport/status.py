@@ -6,6 +6,9 @@ the code so that the client rebuilds the same `Refused` without parsing text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import grpc
 
 from openfl_cli.transport.messages import AggregatorRefused, RefusalCode, Refused
@@ -46,7 +49,11 @@ def refusal_from(error: grpc.RpcError) -> AggregatorRefused | None:
 
 
 def _trailer_code(error: grpc.RpcError) -> RefusalCode | None:
-    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    # (key, value) pairs: grpc's metadata items are named tuples, which the stubs do not declare iterable
+    trailing = cast(
+        "Iterable[tuple[str, str | bytes]] | None",
+        error.trailing_metadata() if hasattr(error, "trailing_metadata") else None,
+    )
     for key, value in trailing or ():
         if key == REFUSAL_KEY:
             try:

@@ -8,9 +8,11 @@ that importing this module stays light.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import grpc
 
 PEM_CERT_PROPERTY = "x509_pem_cert"  # gRPC auth-context key of the peer's verified certificate
@@ -89,7 +91,8 @@ def channel_credentials(material: TlsMaterial, with_client_cert: bool = True) ->
 def peer_common_name(context: grpc.ServicerContext) -> str | None:
     """The common name of the certificate the peer presented in the handshake (gRPC verified it), or
     None without one (or without exactly one common name)."""
-    auth = context.auth_context() or {}
+    # each property holds a list of values (the stubs say one bytes value)
+    auth = cast("Mapping[str, Sequence[bytes]]", context.auth_context() or {})
     names = auth.get(COMMON_NAME_PROPERTY) or []
     if names:
         return bytes(names[0]).decode("utf-8", "replace")

@@ -84,7 +84,7 @@ class DirectWriter:
 
     def _flush(self, nbytes: int) -> None:
         assert self._buffer is not None
-        view = memoryview(self._buffer[:nbytes])
+        view = self._buffer[:nbytes].data
         try:
             written = os.write(self._fd, view)
         except OSError as exc:

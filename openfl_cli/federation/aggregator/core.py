@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from openfl_cli.federation.aggregator.closing import aggregate, round_record, write_work
 from openfl_cli.federation.aggregator.outputs import RoundOutputs
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from openfl_cli.federation.aggregation.function import AggregationFunction
-    from openfl_cli.federation.straggler import StragglerPolicy
+    from openfl_cli.federation.assigner import TaskAssigner
+    from openfl_cli.federation.straggler import StragglerHandling
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ class Aggregator:
         plan_hash: str,
         collaborators: Sequence[str],
         tasks: Mapping[str, TaskSpec],
-        assigner: Any,
-        straggler: StragglerPolicy,
+        assigner: TaskAssigner,
+        straggler: StragglerHandling,
         functions: Mapping[str, AggregationFunction],
         model: Mapping[str, np.ndarray],
         rounds_to_train: int,
