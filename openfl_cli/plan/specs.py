@@ -17,6 +17,7 @@ from openfl_cli.transport.messages import TaskSpec
 if TYPE_CHECKING:
     from openfl_cli.plan.plan import Plan
 
+
 def experiment_spec(plan: Plan) -> ExperimentSpec:
     aggregator = plan.aggregator_settings
     collaborator = plan.collaborator_settings
