@@ -184,6 +184,7 @@ def _serve(aggregator: Aggregator, pool: _Workers) -> None:
         aggregator.run()
     except BaseException as exc:
         pool.serve_error = exc
+        aggregator.stop()  # wakes the driver's long poll
         pool.abort()
 
 

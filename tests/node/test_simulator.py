@@ -179,3 +179,9 @@ def test_the_package_level_function_runs_a_simulation(digits: Path, monkeypatch:
     result = openfl_cli.simulate(collaborators=2, rounds=1)
     assert result.finished and result.collaborator_tasks == 6
     assert result.last_state_path == digits / "save/last.pbuf"
+
+
+def test_an_aggregator_that_cannot_write_its_outputs_ends_the_simulation(digits: Path) -> None:
+    (digits / "save/last.pbuf").mkdir(parents=True)  # a folder where the snapshot must go
+    with pytest.raises(Exception, match=r"last\.pbuf"):
+        run(digits, collaborators=3, rounds=3)
