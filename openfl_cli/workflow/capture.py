@@ -1,0 +1,69 @@
+"""Each step's stdout and stderr: kept per participant and step, and printed live with a prefix."""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TextIO
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    participant: str
+    step: str
+    stdout: str
+    stderr: str
+
+
+class _Tee(io.TextIOBase):
+    """Keeps what is written, and passes each complete line on to `stream` behind `prefix`."""
+
+    def __init__(self, stream: TextIO | None, prefix: str) -> None:
+        self.kept = io.StringIO()
+        self._stream = stream
+        self._prefix = prefix
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self.kept.write(text)
+            if self._stream is not None:
+                lines = (self._pending + text).split("\n")
+                self._pending = lines.pop()
+                for line in lines:
+                    self._stream.write(f"{self._prefix}{line}\n")
+                self._stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending and self._stream is not None:
+            with self._lock:
+                self._stream.write(f"{self._prefix}{self._pending}\n")
+                self._pending = ""
+                self._stream.flush()
+
+
+@contextmanager
+def captured(participant: str, step: str, live: bool = True) -> Iterator[list[StepOutput]]:
+    """Capture a step's output; the list yielded holds its StepOutput once the block ends."""
+    prefix = f"[{participant}/{step}] "
+    out = _Tee(sys.stdout if live else None, prefix)
+    err = _Tee(sys.stderr if live else None, prefix)
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    result: list[StepOutput] = []
+    try:
+        yield result
+    finally:
+        sys.stdout, sys.stderr = saved
+        out.flush()
+        err.flush()
+        result.append(StepOutput(participant, step, out.kept.getvalue(), err.kept.getvalue()))

@@ -1,0 +1,167 @@
+"""`LocalRuntime`: a flow's aggregator and collaborators on this machine, in one process (collaborators
+one after the other) or on Ray (see `ray_backend.py`)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from openfl_cli.errors import UsageError
+from openfl_cli.workflow.capture import StepOutput
+from openfl_cli.workflow.engine import (
+    ChainResult,
+    FlowInput,
+    narrow,
+    public_state,
+    run_collaborator_chain,
+    run_step,
+    selected,
+)
+from openfl_cli.workflow.flspec import FLSpec, Transition
+from openfl_cli.workflow.graph import check_flow, check_join
+from openfl_cli.workflow.participants import Aggregator, Collaborator
+
+BACKENDS = ("single_process", "ray")
+
+
+class Backend(Protocol):
+    """Runs the collaborators' chains of one `foreach`; results in the order of `names`."""
+
+    def setup(self, collaborators: Sequence[Collaborator]) -> None: ...
+
+    def run_chains(
+        self, flow_class: type[FLSpec], step: str, state: dict[str, Any], names: Sequence[str], runtime: Any
+    ) -> list[ChainResult]: ...
+
+    def close(self) -> None: ...
+
+
+class SingleProcessBackend:
+    """Everything in this process, collaborators one after the other. A collaborator's working copy of
+    the flow exists only while its chain runs."""
+
+    def __init__(self) -> None:
+        self._private: dict[str, dict[str, Any]] = {}
+
+    def setup(self, collaborators: Sequence[Collaborator]) -> None:
+        self._private = {c.name: c.initialize_private_attributes() for c in collaborators}
+
+    def run_chains(
+        self, flow_class: type[FLSpec], step: str, state: dict[str, Any], names: Sequence[str], runtime: Any
+    ) -> list[ChainResult]:
+        return [
+            run_collaborator_chain(flow_class, step, copy.deepcopy(state), name, self._private[name], runtime)
+            for name in names
+        ]
+
+    def close(self) -> None:
+        self._private = {}
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        aggregator: Aggregator | None = None,
+        collaborators: Sequence[Collaborator] | None = None,
+        backend: str = "single_process",
+        **backend_options: Any,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise UsageError(f"LocalRuntime: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.aggregator = aggregator or Aggregator()
+        self._collaborators = list(collaborators or [])
+        names = [c.name for c in self._collaborators]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise UsageError(f"LocalRuntime: collaborator names must be unique: {', '.join(duplicates)}")
+        if self.aggregator.name in names:
+            raise UsageError(
+                f"LocalRuntime: {self.aggregator.name!r} names both the aggregator and a collaborator"
+            )
+        self.backend = backend
+        self.backend_options = backend_options
+        self.step_outputs: list[StepOutput] = []  # every step's output, in the order the steps ended
+
+    @property
+    def collaborators(self) -> list[str]:
+        return [c.name for c in self._collaborators]
+
+    def _backend(self) -> Backend:
+        if self.backend == "ray":
+            from openfl_cli.workflow.ray_backend import RayBackend
+
+            return RayBackend(aggregator=self.aggregator, **self.backend_options)
+        return SingleProcessBackend()
+
+    def execute(self, flow: FLSpec) -> None:
+        flow_class = type(flow)
+        steps = check_flow(flow_class)
+        backend = self._backend()
+        backend.setup(self._collaborators)
+        private = self.aggregator.initialize_private_attributes()
+        flow.__dict__.update(private)
+        try:
+            self._run(flow, flow_class, steps, backend, set(private))
+        finally:
+            backend.close()
+            for name in private:  # the flow returns the aggregator's attributes, never its private ones
+                flow.__dict__.pop(name, None)
+
+    def _run(
+        self,
+        flow: FLSpec,
+        flow_class: type[FLSpec],
+        steps: Mapping[str, str],
+        backend: Backend,
+        private: set[str],
+    ) -> None:
+        step, inputs = "start", None
+        me = self.aggregator.name
+        while True:
+            transition, output = run_step(flow, step, me, inputs=inputs)
+            self.step_outputs.append(output)
+            inputs = None
+            if transition is None:
+                return
+            if steps[transition.target] == "aggregator":
+                if transition.foreach is not None:
+                    raise UsageError(f"step {step}: foreach fans out to collaborator steps only")
+                narrow(flow, private, transition)
+                step = transition.target
+                continue
+            if transition.foreach is None:
+                raise UsageError(
+                    f"step {step}: the collaborator step {transition.target} is reached without foreach"
+                )
+            names = self._foreach_names(flow, transition)
+            state = selected(public_state(flow, private), transition)
+            results = backend.run_chains(flow_class, transition.target, state, names, self)
+            step = self._join_of(results, transition)
+            check_join(flow_class, step)
+            for result in results:
+                self.step_outputs.extend(result.outputs)
+            inputs = [FlowInput(result.state) for result in results]
+
+    def _foreach_names(self, flow: FLSpec, transition: Transition) -> list[str]:
+        where = f"step {transition.source}: foreach={transition.foreach!r}"
+        value = getattr(flow, transition.foreach or "", None)
+        if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"{where} must name a non-empty list of collaborator names, got {value!r}")
+        unknown = sorted(set(value) - set(self.collaborators))
+        if unknown:
+            raise UsageError(f"{where} lists {', '.join(unknown)}, not collaborators of this runtime")
+        return list(value)
+
+    @staticmethod
+    def _join_of(results: list[ChainResult], transition: Transition) -> str:
+        targets = sorted({result.transition.target for result in results})
+        if len(targets) != 1:
+            raise UsageError(
+                f"the collaborators of step {transition.target} came back to different steps:"
+                f" {', '.join(targets)}"
+            )
+        return targets[0]
+
+    def __repr__(self) -> str:
+        return f"LocalRuntime(backend={self.backend!r}, collaborators={self.collaborators})"
