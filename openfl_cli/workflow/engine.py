@@ -6,7 +6,7 @@ named to the step back on the aggregator (the join), on a working copy that exis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,16 +24,6 @@ class ChainResult:
     state: dict[str, Any]
     transition: Transition
     outputs: list[StepOutput] = field(default_factory=list)
-
-
-class FlowInput:
-    """One collaborator's attributes as a join sees them (`input.model`, `input.input` its name)."""
-
-    def __init__(self, state: Mapping[str, Any]) -> None:
-        self.__dict__.update(state)
-
-    def __repr__(self) -> str:
-        return f"FlowInput({self.__dict__.get('input', '?')!r})"
 
 
 def public_state(flow: FLSpec, private: Iterable[str]) -> dict[str, Any]:
@@ -70,7 +60,7 @@ def narrow(flow: FLSpec, private: Iterable[str], transition: Transition) -> None
 
 
 def run_step(
-    flow: FLSpec, step: str, participant: str, *, inputs: list[FlowInput] | None = None, live: bool = True
+    flow: FLSpec, step: str, participant: str, *, inputs: Sequence[Any] | None = None, live: bool = True
 ) -> tuple[Transition | None, StepOutput]:
     """Run one step; return what its `self.next` said (None only after `end`) and its output."""
     flow._fx_transition = None

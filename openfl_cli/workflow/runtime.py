@@ -4,14 +4,13 @@ one after the other) or on Ray (see `ray_backend.py`)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from openfl_cli.errors import UsageError
 from openfl_cli.workflow.capture import StepOutput
 from openfl_cli.workflow.engine import (
     ChainResult,
-    FlowInput,
     narrow,
     public_state,
     run_collaborator_chain,
@@ -20,19 +19,21 @@ from openfl_cli.workflow.engine import (
 )
 from openfl_cli.workflow.flspec import FLSpec, Transition
 from openfl_cli.workflow.graph import check_flow, check_join
+from openfl_cli.workflow.inputs import join_inputs
 from openfl_cli.workflow.participants import Aggregator, Collaborator
 
 BACKENDS = ("single_process", "ray")
 
 
 class Backend(Protocol):
-    """Runs the collaborators' chains of one `foreach`; results in the order of `names`."""
+    """Runs the collaborators' chains of one `foreach`; yields the results in the order of `names`
+    (as they come, so that the runtime can store each before the next arrives)."""
 
     def setup(self, collaborators: Sequence[Collaborator]) -> None: ...
 
     def run_chains(
         self, flow_class: type[FLSpec], step: str, state: dict[str, Any], names: Sequence[str], runtime: Any
-    ) -> list[ChainResult]: ...
+    ) -> Iterable[ChainResult]: ...
 
     def close(self) -> None: ...
 
@@ -49,11 +50,10 @@ class SingleProcessBackend:
 
     def run_chains(
         self, flow_class: type[FLSpec], step: str, state: dict[str, Any], names: Sequence[str], runtime: Any
-    ) -> list[ChainResult]:
-        return [
-            run_collaborator_chain(flow_class, step, copy.deepcopy(state), name, self._private[name], runtime)
-            for name in names
-        ]
+    ) -> Iterator[ChainResult]:
+        for name in names:
+            private = self._private[name]
+            yield run_collaborator_chain(flow_class, step, copy.deepcopy(state), name, private, runtime)
 
     def close(self) -> None:
         self._private = {}
@@ -65,8 +65,11 @@ class LocalRuntime:
         aggregator: Aggregator | None = None,
         collaborators: Sequence[Collaborator] | None = None,
         backend: str = "single_process",
+        join_memory_budget: int = 256 << 20,
         **backend_options: Any,
     ) -> None:
+        """`join_memory_budget`: bytes of the collaborators' results a join keeps in memory; past it
+        their large attributes wait on disk until the join reads them (see `inputs.py`)."""
         if backend not in BACKENDS:
             raise UsageError(f"LocalRuntime: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.aggregator = aggregator or Aggregator()
@@ -81,6 +84,7 @@ class LocalRuntime:
             )
         self.backend = backend
         self.backend_options = backend_options
+        self.join_memory_budget = int(join_memory_budget)
         self.step_outputs: list[StepOutput] = []  # every step's output, in the order the steps ended
 
     @property
@@ -116,19 +120,17 @@ class LocalRuntime:
         backend: Backend,
         private: set[str],
     ) -> None:
-        step, inputs = "start", None
         me = self.aggregator.name
-        while True:
-            transition, output = run_step(flow, step, me, inputs=inputs)
-            self.step_outputs.append(output)
-            inputs = None
-            if transition is None:
-                return
+        transition, output = run_step(flow, "start", me)
+        self.step_outputs.append(output)
+        while transition is not None:
+            step = transition.source
             if steps[transition.target] == "aggregator":
                 if transition.foreach is not None:
                     raise UsageError(f"step {step}: foreach fans out to collaborator steps only")
                 narrow(flow, private, transition)
-                step = transition.target
+                transition, output = run_step(flow, transition.target, me)
+                self.step_outputs.append(output)
                 continue
             if transition.foreach is None:
                 raise UsageError(
@@ -136,12 +138,16 @@ class LocalRuntime:
                 )
             names = self._foreach_names(flow, transition)
             state = selected(public_state(flow, private), transition)
-            results = backend.run_chains(flow_class, transition.target, state, names, self)
-            step = self._join_of(results, transition)
-            check_join(flow_class, step)
-            for result in results:
-                self.step_outputs.extend(result.outputs)
-            inputs = [FlowInput(result.state) for result in results]
+            with join_inputs(self.join_memory_budget) as store:
+                joins: set[str] = set()
+                for result in backend.run_chains(flow_class, transition.target, state, names, self):
+                    joins.add(result.transition.target)
+                    self.step_outputs.extend(result.outputs)
+                    store.add(result.state)
+                join = self._join_of(joins, transition)
+                check_join(flow_class, join)
+                transition, output = run_step(flow, join, me, inputs=store.inputs)
+                self.step_outputs.append(output)
 
     def _foreach_names(self, flow: FLSpec, transition: Transition) -> list[str]:
         where = f"step {transition.source}: foreach={transition.foreach!r}"
@@ -154,8 +160,8 @@ class LocalRuntime:
         return list(value)
 
     @staticmethod
-    def _join_of(results: list[ChainResult], transition: Transition) -> str:
-        targets = sorted({result.transition.target for result in results})
+    def _join_of(joins: set[str], transition: Transition) -> str:
+        targets = sorted(joins)
         if len(targets) != 1:
             raise UsageError(
                 f"the collaborators of step {transition.target} came back to different steps:"
