@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ class StepOutput:
     step: str
     stdout: str
     stderr: str
+    seconds: float = 0.0  # wall time of the step's own code
 
 
 class _Tee(io.TextIOBase):
@@ -60,10 +62,12 @@ def captured(participant: str, step: str, live: bool = True) -> Iterator[list[St
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     result: list[StepOutput] = []
+    started = time.perf_counter()
     try:
         yield result
     finally:
+        seconds = time.perf_counter() - started
         sys.stdout, sys.stderr = saved
         out.flush()
         err.flush()
-        result.append(StepOutput(participant, step, out.kept.getvalue(), err.kept.getvalue()))
+        result.append(StepOutput(participant, step, out.kept.getvalue(), err.kept.getvalue(), seconds))
