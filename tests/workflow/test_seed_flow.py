@@ -97,3 +97,31 @@ def test_the_seed_flow_trains_on_the_single_process_backend(
     assert steps.count(("Chandler", "train")) == 3 and steps.count(("aggregator", "join")) == 3
     train = next(o for o in outputs if o.participant == "Bangalore" and o.step == "train")
     assert "Train Epoch: 1 [0/" in train.stdout
+
+
+@pytest.mark.ray
+def test_the_seed_flow_trains_on_the_ray_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray")
+    from tests.workflow.seed_flows import FederatedFlow, mnist_test, mnist_train
+
+    monkeypatch.chdir(tmp_path)
+    collaborators = [
+        Collaborator(
+            name=name,
+            private_attributes_callable=callable_to_initialize_collaborator_private_attributes,
+            index=idx,
+            n_collaborators=len(NAMES),
+            train_dataset=mnist_train,
+            test_dataset=mnist_test,
+            batch_size=64,
+        )
+        for idx, name in enumerate(NAMES)
+    ]
+    local_runtime = LocalRuntime(aggregator=Aggregator(), collaborators=collaborators, backend="ray")
+    flow = FederatedFlow()
+    flow.runtime = local_runtime
+    flow.run()
+    assert flow.current_round == 3 and 0.5 < flow.local_model_accuracy <= 1.0
+    assert not hasattr(flow, "train_loader")
+    steps = [(o.participant, o.step) for o in local_runtime.step_outputs]
+    assert steps.count(("Seattle", "train")) == 3
