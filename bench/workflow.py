@@ -5,7 +5,8 @@ The model is a dict of NumPy arrays: a small one (about 100 KB) and a 50 MB one.
 collaborators, 2 rounds, on the single_process and ray backends; the 50 MB runs join both ways: the
 seed's own `FedAvg([input.model for input in inputs])`, which holds every input's model at once, and
 the streaming `fedavg(inputs, "model")`. Each run is a fresh child process; its peak RSS is sampled over
-the child and every process under it (Ray's workers included) every 50 ms.
+the child and every process under it (Ray's workers included) every 50 ms; on Ray that sum counts the
+pages of the shared object store once in every process that maps them, so it overstates the memory used.
 
 Targets (single_process, 50 MB, N = 64; OpenFL 1.9 here took 335 s and 7.2 GB): the seed's join under
 N x model + 600 MB, the streaming join under 1 GB, wall time under a third of OpenFL's in both; and the
