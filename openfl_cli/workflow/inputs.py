@@ -5,13 +5,14 @@ that a join that folds one input at a time (`fedavg`) holds one collaborator's m
 many collaborators there are.
 
 The files are written and read by this process only, in a private folder (mode 0700) removed when the
-join step ends; their contents are the collaborator steps' own attributes, so Python's pickle is the
-format (the flow's objects, such as a PyTorch model, have no other common one). Nothing read here ever
-came from another machine.
+join step ends. Arrays, and mappings of arrays, go through the project's tensor codec (a small JSON
+header, then each tensor's raw bytes); other objects (a PyTorch model, an optimizer) have no common
+format but Python's pickle, which is used for them: nothing read here ever came from another machine.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -21,6 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from openfl_cli.tensors.codec import array_bytes, array_from_buffer, dtype_name
+
 SPILL_MIN_BYTES = 1 << 20  # attributes smaller than this always stay in memory
 
 
@@ -28,23 +33,31 @@ class FlowInput:
     """One collaborator's attributes as a join sees them (`input.model`; `input.input` is its name)."""
 
     def __init__(
-        self, state: Mapping[str, Any], spilled: Path | None = None, names: tuple[str, ...] = ()
+        self,
+        state: Mapping[str, Any],
+        objects: Path | None = None,
+        names: tuple[str, ...] = (),
+        arrays: Mapping[str, Path] | None = None,
     ) -> None:
         self.__dict__.update(state)
-        object.__setattr__(self, "_fx_spill", (spilled, names))
+        object.__setattr__(self, "_fx_spill", (objects, names, dict(arrays or {})))
 
     def __getattr__(self, name: str) -> Any:
-        path, names = self.__dict__.get("_fx_spill", (None, ()))
-        if path is not None and name in names:
-            if not path.exists():
-                raise AttributeError(f"{name}: a join's inputs can be read during the join step only")
-            with path.open("rb") as handle:
-                spilled: dict[str, Any] = pickle.load(handle)  # this process wrote it (see the module's doc)
-            return spilled[name]
-        raise AttributeError(f"this collaborator sent no attribute {name!r}")
+        objects, names, arrays = self.__dict__.get("_fx_spill", (None, (), {}))
+        path = arrays.get(name) or (objects if name in names else None)
+        if path is None:
+            raise AttributeError(f"this collaborator sent no attribute {name!r}")
+        if not path.exists():
+            raise AttributeError(f"{name}: a join's inputs can be read during the join step only")
+        if name in arrays:
+            return _read_arrays(path)
+        with path.open("rb") as handle:
+            spilled: dict[str, Any] = pickle.load(handle)  # this process wrote it (see the module's doc)
+        return spilled[name]
 
     def __dir__(self) -> list[str]:
-        return sorted({*super().__dir__(), *self.__dict__.get("_fx_spill", (None, ()))[1]})
+        _, names, arrays = self.__dict__.get("_fx_spill", (None, (), {}))
+        return sorted({*super().__dir__(), *names, *arrays})
 
     def __repr__(self) -> str:
         return f"FlowInput({self.__dict__.get('input', '?')!r})"
@@ -71,13 +84,17 @@ class InputStore:
             else:
                 spilled[name] = value
                 self.spilled_bytes += size
-        if not spilled:
-            self._inputs.append(FlowInput(kept))
-            return
-        path = self._folder_path() / f"input-{len(self._inputs)}.pkl"
-        with path.open("xb") as handle:
-            pickle.dump(spilled, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        self._inputs.append(FlowInput(kept, path, tuple(spilled)))
+        index = len(self._inputs)
+        arrays: dict[str, Path] = {}
+        for name in [name for name, value in spilled.items() if _codec_kind(value)]:
+            arrays[name] = self._folder_path() / f"input-{index}-{name}.tensors"
+            _write_arrays(arrays[name], spilled.pop(name))
+        objects = None
+        if spilled:
+            objects = self._folder_path() / f"input-{index}.pkl"
+            with objects.open("xb") as handle:
+                pickle.dump(spilled, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        self._inputs.append(FlowInput(kept, objects, tuple(spilled), arrays))
 
     @property
     def inputs(self) -> list[FlowInput]:
@@ -126,3 +143,44 @@ def _size(value: Any) -> int:
         return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:
         return 0
+
+
+def _codec_kind(value: Any) -> str | None:
+    """ "array" or "mapping" when the tensor codec can hold `value`, else None."""
+    try:
+        if isinstance(value, np.ndarray):
+            dtype_name(value.dtype)
+            return "array"
+        if isinstance(value, Mapping) and value and all(isinstance(k, str) for k in value):
+            for item in value.values():
+                if not isinstance(item, np.ndarray):
+                    return None
+                dtype_name(item.dtype)
+            return "mapping"
+    except ValueError:  # a dtype the codec does not carry (object, strings, ...)
+        return None
+    return None
+
+
+def _write_arrays(path: Path, value: np.ndarray | Mapping[str, np.ndarray]) -> None:
+    entries = {"": value} if isinstance(value, np.ndarray) else dict(value)
+    header = {
+        "kind": "array" if isinstance(value, np.ndarray) else "mapping",
+        "tensors": [[name, dtype_name(a.dtype), list(a.shape)] for name, a in entries.items()],
+    }
+    encoded = json.dumps(header).encode()
+    with path.open("xb") as handle:
+        handle.write(len(encoded).to_bytes(8, "little"))
+        handle.write(encoded)
+        for array in entries.values():
+            handle.write(array_bytes(array))
+
+
+def _read_arrays(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    with path.open("rb") as handle:
+        header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+        found: dict[str, np.ndarray] = {}
+        for name, dtype, shape in header["tensors"]:
+            size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            found[name] = array_from_buffer(bytearray(handle.read(size)), dtype, shape)
+    return found[""] if header["kind"] == "array" else found

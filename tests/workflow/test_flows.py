@@ -359,3 +359,26 @@ def test_join_inputs_past_the_memory_budget_wait_on_disk() -> None:
     assert flow.kept.tag == "d"  # small attributes stay readable; the spilled ones went with the join
     with pytest.raises(AttributeError, match="during the join step only"):
         _ = flow.kept.model
+
+
+def test_spilled_arrays_come_back_through_the_tensor_codec_and_objects_by_value() -> None:
+    from openfl_cli.workflow.inputs import join_inputs
+
+    big = np.arange(1_200_000, dtype=np.int32).reshape(1200, 1000)[:, ::2]  # 2.4 MB, not contiguous
+    mapping = {"w": np.ones((1024, 1024), np.float16), "s": np.array(3.5)}
+    shared = [np.zeros(300_000)]
+    with join_inputs(memory_budget=0) as store:
+        store.add({"a": big, "m": mapping, "o": {"list": shared, "same": shared}, "small": 1})
+        (item,) = store.inputs
+        assert set(dir(item)) >= {"a", "m", "o", "small"} and vars(item)["small"] == 1
+        assert "a" not in vars(item)  # on disk
+        np.testing.assert_array_equal(item.a, big)
+        assert item.a.flags.writeable and item.a.dtype == np.int32
+        back = item.m
+        assert back["s"].shape == () and back["w"].dtype == np.float16
+        obj = item.o
+        assert obj["list"] is obj["same"]  # objects spilled together stay shared
+        folder = next(iter(store._folder.iterdir())).parent  # type: ignore[union-attr]
+        assert oct(folder.stat().st_mode & 0o777) == "0o700"
+        assert sorted(p.suffix for p in folder.iterdir()) == [".pkl", ".tensors", ".tensors"]
+    assert not folder.exists()
