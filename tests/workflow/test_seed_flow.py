@@ -49,8 +49,9 @@ def callable_to_initialize_collaborator_private_attributes(index, n_collaborator
     }
 
 
-def runtime_with_callable() -> LocalRuntime:
-    """The seed's second setup, as written: private attributes from a callable with keyword arguments."""
+def runtime_with_callable(backend: str = "single_process") -> LocalRuntime:
+    """The seed's second setup, as written: private attributes from a callable with keyword arguments
+    (and its Ray section's `backend='ray'`)."""
     from tests.workflow.seed_flows import mnist_test, mnist_train
 
     aggregator_ = Aggregator()
@@ -67,6 +68,8 @@ def runtime_with_callable() -> LocalRuntime:
                 batch_size=64,
             )
         )
+    if backend == "ray":
+        return LocalRuntime(aggregator=aggregator_, collaborators=collaborators, backend="ray")
     return LocalRuntime(aggregator=aggregator_, collaborators=collaborators)
 
 
@@ -102,22 +105,10 @@ def test_the_seed_flow_trains_on_the_single_process_backend(
 @pytest.mark.ray
 def test_the_seed_flow_trains_on_the_ray_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ray")
-    from tests.workflow.seed_flows import FederatedFlow, mnist_test, mnist_train
+    from tests.workflow.seed_flows import FederatedFlow
 
     monkeypatch.chdir(tmp_path)
-    collaborators = [
-        Collaborator(
-            name=name,
-            private_attributes_callable=callable_to_initialize_collaborator_private_attributes,
-            index=idx,
-            n_collaborators=len(NAMES),
-            train_dataset=mnist_train,
-            test_dataset=mnist_test,
-            batch_size=64,
-        )
-        for idx, name in enumerate(NAMES)
-    ]
-    local_runtime = LocalRuntime(aggregator=Aggregator(), collaborators=collaborators, backend="ray")
+    local_runtime = runtime_with_callable("ray")
     flow = FederatedFlow()
     flow.runtime = local_runtime
     flow.run()
