@@ -184,6 +184,7 @@ class ExperimentSpec:
     collaborator_metric_callback: str | None = None
     # settings a front end carries along unchanged (a plan's `tasks.settings`, ...)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "plan/plan.yaml"  # where the experiment was declared, for errors
 
     @property
     def plan_hash(self) -> str:

@@ -151,9 +151,7 @@ def _task(spec: ExperimentSpec, name: str) -> TaskSpec:
     try:
         return spec.aggregator.tasks[name]
     except KeyError:
-        raise PlanError(
-            "plan/plan.yaml", f"tasks.{name}", "the assigner names a task the plan lacks"
-        ) from None
+        raise PlanError(spec.source, f"tasks.{name}", "the assigner names a task the plan lacks") from None
 
 
 def _aggregation_function(spec: ExperimentSpec, builder: ComponentBuilder, task: str) -> AggregationFunction:
@@ -176,8 +174,8 @@ def start_aggregator(
 
     tune_for_aggregator(Limits().chunk_bytes)
     plan = load_plan(plan_path, cols_path, existing(data_path))
-    network = plan.network_settings
     spec = plan.experiment()
+    network = spec.network
     aggregator, outputs = build_aggregator(spec, plan, reporter or ConsoleReporter())
     try:
         if aggregator.finished:
@@ -185,7 +183,7 @@ def start_aggregator(
                 "the experiment is already complete (%d rounds in %s); telling collaborators to stop."
                 " Delete that file to train again.",
                 aggregator.rounds_to_train,
-                plan.aggregator_settings.persistent_db_path,
+                spec.aggregator.outputs.persistent_db,
             )
         address, port = address_of(spec.network)
         tls = None
@@ -193,7 +191,7 @@ def start_aggregator(
             from openfl_cli.pki.credentials import aggregator_material
             from openfl_cli.pki.layout import aggregator_tls_paths
 
-            tls = aggregator_material(aggregator_tls_paths(plan.workspace, address))
+            tls = aggregator_material(aggregator_tls_paths(spec.workspace, address))
         server = AggregatorServer(
             aggregator,
             network.bind_addr,
@@ -202,12 +200,12 @@ def start_aggregator(
             use_tls=network.use_tls,
             require_client_auth=network.require_client_auth,
             authorizer=_authorizer(plan, cols_path, network.use_tls and network.require_client_auth),
-            expected_collaborators=len(plan.collaborators),
+            expected_collaborators=len(spec.collaborators),
         )
         server.start()
         print(
-            f"aggregator serving {address}:{port} (plan {plan.hash[:12]}...,"
-            f" {len(plan.collaborators)} collaborators)",
+            f"aggregator serving {address}:{port} (plan {spec.plan_hash[:12]}...,"
+            f" {len(spec.collaborators)} collaborators)",
             flush=True,
         )
         try:
@@ -217,9 +215,8 @@ def start_aggregator(
             server.stop(SERVER_STOP_GRACE)
     finally:
         outputs.close()
-    settings = plan.aggregator_settings
     return AggregatorRun(
-        settings.rounds_to_train,
+        spec.aggregator.rounds_to_train,
         aggregator.round_number,
         outputs.last_path,
         outputs.best_path,

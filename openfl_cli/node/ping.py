@@ -33,8 +33,8 @@ def ping_aggregator(
     check_collaborator_name(name)
     plan = load_plan(plan_path, None, data_config)
     spec = plan.experiment()
-    address, port = address_of(spec.network)
-    network = plan.network_settings
+    network = spec.network
+    address, port = address_of(network)
     where = f"aggregator {address}:{port}"
     try:
         socket.create_connection((address, port), timeout=CONNECT_TIMEOUT).close()
@@ -43,7 +43,7 @@ def ping_aggregator(
     steps = [f"{where} reachable"]
     if network.use_tls:
         try:
-            _tls_handshake(plan.workspace, name, address, port, network.require_client_auth)
+            _tls_handshake(spec.workspace, name, address, port, network.require_client_auth)
         except (OSError, FxError) as exc:
             return PingResult(False, "; ".join([*steps, f"TLS handshake failed: {exc}"]))
         steps.append("TLS handshake ok" + ("" if network.require_client_auth else " (no client certificate)"))

@@ -228,9 +228,6 @@ def _quiet_collaborator_logs() -> Iterator[None]:
 class _QuietProgress(TaskProgress):
     """A simulated collaborator's task lines go to the debug log; the round's progress bar counts."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     @contextmanager
     def task(self, label: str) -> Iterator[None]:
         yield
@@ -282,13 +279,18 @@ class _Workers:
         self._jobs.join()
 
     def abort(self) -> None:
-        """Drop the jobs not yet started (after an error)."""
+        """Drop the jobs not yet started (after an error); the workers' stop marks stay queued, since
+        the aggregator's thread may abort while the driver is closing the pool."""
+        stops = 0
         while True:
             try:
-                self._jobs.get_nowait()
+                job = self._jobs.get_nowait()
             except queue.Empty:
-                return
+                break
+            stops += job is None
             self._jobs.task_done()
+        for _ in range(stops):
+            self._jobs.put(None)
 
     def close(self) -> None:
         for _ in self._threads:

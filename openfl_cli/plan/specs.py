@@ -85,4 +85,5 @@ def experiment_spec(plan: Plan) -> ExperimentSpec:
         data_paths=dict(plan.data_paths),
         collaborator_metric_callback=collaborator.log_metric_callback,
         extra=extra,
+        source=str(plan.plan_path),
     )
