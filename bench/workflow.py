@@ -12,7 +12,14 @@ Targets (single_process, 50 MB, N = 64; OpenFL 1.9 here took 335 s and 7.2 GB): 
 N x model + 600 MB, the streaming join under 1 GB, wall time under a third of OpenFL's in both; and the
 runtime's own time under 10 % of the total for the small model at N = 16.
 
+Checkpoints (`--checkpoint`, or part of the default run): the seed's own FederatedFlow (its CNN widened
+to a 50 MB model, trained on the bundled digits), 4 collaborators, 2 rounds, run with checkpoint=False
+and checkpoint=True in alternating fresh child processes; target: checkpoint=True adds under 25 % wall
+time. It prints the disk used per round, and the same figures for the light seed-shaped flow above
+(whose steps do almost nothing, so its ratio is the worst case: every step's 50 MB is copied and saved).
+
     .venv/bin/python bench/workflow.py [--sizes 4 16 64] [--backends single_process ray] [--rounds 2]
+    .venv/bin/python bench/workflow.py --checkpoint-only [--pairs 2]
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,7 +46,9 @@ LARGE_ELEMENTS = 50 * MB // 4  # float32: 50 MB
 EPOCHS = 200
 
 
-def child(backend: str, n: int, rounds: int, elements: int, join: str) -> dict[str, Any]:
+def child(
+    backend: str, n: int, rounds: int, elements: int, join: str, checkpoint: bool = False
+) -> dict[str, Any]:
     import numpy as np
 
     from openfl_cli.workflow import Aggregator, Collaborator, FLSpec, LocalRuntime, aggregator, collaborator
@@ -115,7 +126,7 @@ def child(backend: str, n: int, rounds: int, elements: int, join: str) -> dict[s
         Collaborator(f"site{i}", private_attributes_callable=shard_of, index=i) for i in range(n)
     ]
     runtime = LocalRuntime(aggregator=Aggregator(), collaborators=collaborators, backend=backend)
-    flow = SeedShapedFlow(rounds)
+    flow = SeedShapedFlow(rounds, checkpoint=checkpoint)
     flow.runtime = runtime
     devnull = open(os.devnull, "w")  # noqa: SIM115 - the flow prints nothing; keep the bench's stdout clean
     started = time.perf_counter()
@@ -128,7 +139,67 @@ def child(backend: str, n: int, rounds: int, elements: int, join: str) -> dict[s
     assert flow.current_round == rounds
     # the users' own code: the steps and the private attributes' callables
     step_seconds = sum(output.seconds for output in runtime.step_outputs) + setup_seconds
-    return {"seconds": seconds, "step_seconds": step_seconds, "steps": len(runtime.step_outputs)}
+    return {
+        "seconds": seconds,
+        "step_seconds": step_seconds,
+        "steps": len(runtime.step_outputs),
+        **checkpoint_figures(runtime),
+    }
+
+
+def checkpoint_figures(runtime: Any) -> dict[str, Any]:
+    summary = runtime.checkpoint
+    if summary is None:
+        return {}
+    rounds = summary.bytes_per_round
+    return {
+        "disk_mb": summary.bytes_written / MB,
+        "disk_mb_per_round": sum(rounds) / len(rounds) / MB if rounds else 0.0,
+        "writer_seconds": summary.seconds_writing,
+    }
+
+
+def seed_child(rounds: int, checkpoint: bool) -> dict[str, Any]:
+    """The seed's FederatedFlow as written, with a 50 MB model passed in (the seed's constructor takes
+    one), on 4 collaborators with the seed's private attributes (its MNIST, here the bundled digits)."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+    from torch import optim
+
+    from openfl_cli.workflow import Aggregator, Collaborator, LocalRuntime
+    from tests.workflow import seed_flows
+
+    def loaders(index: int, n_collaborators: int) -> dict[str, Any]:
+        train, test = seed_flows.DigitsMNIST(train=True), seed_flows.DigitsMNIST(train=False)
+        for dataset in (train, test):
+            dataset.data = dataset.data[index::n_collaborators]
+            dataset.targets = dataset.targets[index::n_collaborators]
+        return {
+            "train_loader": torch.utils.data.DataLoader(train, batch_size=64, shuffle=True),
+            "test_loader": torch.utils.data.DataLoader(test, batch_size=64, shuffle=True),
+        }
+
+    names = ["Portland", "Seattle", "Chandler", "Bangalore"]
+    collaborators = [
+        Collaborator(name, private_attributes_callable=loaders, index=i, n_collaborators=len(names))
+        for i, name in enumerate(names)
+    ]
+    runtime = LocalRuntime(aggregator=Aggregator(), collaborators=collaborators)
+    torch.manual_seed(0)
+    model = seed_flows.WideNet()
+    optimizer = optim.SGD(model.parameters(), lr=seed_flows.learning_rate, momentum=seed_flows.momentum)
+    flow = seed_flows.FederatedFlow(model, optimizer, rounds=rounds, checkpoint=checkpoint)
+    flow.runtime = runtime
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - the flow's prints stay out of the bench's output
+    started = time.perf_counter()
+    stdout, sys.stdout = sys.stdout, devnull
+    try:
+        flow.run()
+    finally:
+        sys.stdout = stdout
+    seconds = time.perf_counter() - started
+    model_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / MB
+    return {"seconds": seconds, "model_mb": model_mb, **checkpoint_figures(runtime)}
 
 
 def tree_rss_bytes(root: int) -> int:
@@ -147,9 +218,24 @@ def tree_rss_bytes(root: int) -> int:
     return total
 
 
-def run_child(backend: str, n: int, rounds: int, elements: int, join: str) -> dict[str, Any]:
+def run_child(
+    backend: str, n: int, rounds: int, elements: int, join: str, checkpoint: bool = False
+) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", backend, str(n), str(rounds), str(elements), join]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    command += ["--with-checkpoint"] if checkpoint else []
+    return run_command(command, f"{backend} N={n}")
+
+
+def run_command(command: list[str], what: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="fx-bench-") as folder:  # the checkpoints land here
+        environment = {**os.environ, "METAFLOW_DATASTORE_SYSROOT_LOCAL": folder}
+        return _run_command(command, what, folder, environment)
+
+
+def _run_command(command: list[str], what: str, folder: str, environment: dict[str, str]) -> dict[str, Any]:
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder, env=environment
+    )
     peak = 0
     done = threading.Event()
 
@@ -164,7 +250,7 @@ def run_child(backend: str, n: int, rounds: int, elements: int, join: str) -> di
     done.set()
     sampler.join()
     if process.returncode != 0:
-        sys.exit(f"bench child {backend} N={n} failed:\n{err[-3000:]}")
+        sys.exit(f"bench child {what} failed:\n{err[-3000:]}")
     figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     figures["peak_mb"] = peak / MB
     return figures
@@ -175,11 +261,23 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 16, 64])
     parser.add_argument("--backends", nargs="+", default=["single_process", "ray"])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--checkpoint-only", action="store_true", help="only the checkpoint figures")
+    parser.add_argument("--pairs", type=int, default=2, help="checkpoint off/on pairs per flow")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--seed-child", nargs=1, help=argparse.SUPPRESS)
+    parser.add_argument("--with-checkpoint", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         backend, n, rounds, elements, join = args.child
-        print(json.dumps(child(backend, int(n), int(rounds), int(elements), join)))
+        figures = child(backend, int(n), int(rounds), int(elements), join, args.with_checkpoint)
+        print(json.dumps(figures))
+        return
+    if args.seed_child:
+        print(json.dumps(seed_child(int(args.seed_child[0]), args.with_checkpoint)))
+        return
+    if args.checkpoint_only:
+        ok = checkpoint_bench(args.rounds, args.pairs)
+        print("\nall targets met" if ok else "\nsome targets MISSED")
         return
     backends = list(args.backends)
     if "ray" in backends:
@@ -222,7 +320,53 @@ def main() -> None:
                         print(
                             f"{'':>14}  target: runtime share < 10 %: {'met' if share < 0.10 else 'MISSED'}"
                         )
+    print()
+    verdicts.append(checkpoint_bench(args.rounds, args.pairs))
     print("\nall targets met" if verdicts and all(verdicts) else "\nsome targets MISSED")
+
+
+def checkpoint_bench(rounds: int, pairs: int) -> bool:
+    """Off and on alternate, `pairs` times, each a fresh process; the medians are compared."""
+    print(f"checkpoint=True against checkpoint=False, single_process, 4 collaborators, {rounds} rounds:")
+    print(f"{'flow':>24}  {'off s':>7}  {'on s':>7}  {'added':>7}  {'MB/round':>9}  {'writer s':>8}")
+    verdict = True
+    flows = {
+        "seed FederatedFlow 50 MB": lambda on: (
+            [sys.executable, __file__, "--seed-child", str(rounds)] + (["--with-checkpoint"] if on else [])
+        ),
+        "seed-shaped, light steps": lambda on: (
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "single_process",
+                "4",
+                str(rounds),
+                str(LARGE_ELEMENTS),
+                "seed",
+            ]
+            + (["--with-checkpoint"] if on else [])
+        ),
+    }
+    for label, command in flows.items():
+        off, on = [], []
+        for _ in range(pairs):
+            off.append(run_command(command(False), f"{label} off"))
+            on.append(run_command(command(True), f"{label} on"))
+        off_s = statistics.median(f["seconds"] for f in off)
+        on_s = statistics.median(f["seconds"] for f in on)
+        added = on_s / off_s - 1
+        per_round = statistics.median(f["disk_mb_per_round"] for f in on)
+        writer = statistics.median(f["writer_seconds"] for f in on)
+        print(
+            f"{label:>24}  {off_s:>7.2f}  {on_s:>7.2f}  {added:>7.1%}  {per_round:>9.0f}  {writer:>8.2f}",
+            flush=True,
+        )
+        if label.startswith("seed FederatedFlow"):
+            ok = added < 0.25
+            verdict = verdict and ok
+            print(f"{'':>24}  target: checkpoint=True adds < 25 % wall time: {'met' if ok else 'MISSED'}")
+    return verdict
 
 
 if __name__ == "__main__":

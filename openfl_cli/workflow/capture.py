@@ -19,6 +19,7 @@ class StepOutput:
     stdout: str
     stderr: str
     seconds: float = 0.0  # wall time of the step's own code
+    started: float = 0.0  # when it began, in seconds since the epoch
 
 
 class _Tee(io.TextIOBase):
@@ -62,6 +63,7 @@ def captured(participant: str, step: str, live: bool = True) -> Iterator[list[St
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     result: list[StepOutput] = []
+    began = time.time()
     started = time.perf_counter()
     try:
         yield result
@@ -70,4 +72,4 @@ def captured(participant: str, step: str, live: bool = True) -> Iterator[list[St
         sys.stdout, sys.stderr = saved
         out.flush()
         err.flush()
-        result.append(StepOutput(participant, step, out.kept.getvalue(), err.kept.getvalue(), seconds))
+        result.append(StepOutput(participant, step, out.kept.getvalue(), err.kept.getvalue(), seconds, began))

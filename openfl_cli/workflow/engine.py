@@ -14,6 +14,7 @@ from openfl_cli.errors import UsageError
 from openfl_cli.workflow.capture import StepOutput, captured
 from openfl_cli.workflow.flspec import FLSpec, Transition
 from openfl_cli.workflow.placement import placement_of
+from openfl_cli.workflow.snapshot import SnapshotSink, TaskSnapshot, take_snapshot
 
 
 @dataclass
@@ -24,6 +25,7 @@ class ChainResult:
     state: dict[str, Any]
     transition: Transition
     outputs: list[StepOutput] = field(default_factory=list)
+    snapshots: list[TaskSnapshot] = field(default_factory=list)  # for a sink in another process
 
 
 def public_state(flow: FLSpec, private: Iterable[str]) -> dict[str, Any]:
@@ -94,8 +96,10 @@ def run_collaborator_chain(
     private: Mapping[str, Any],
     runtime: Any = None,
     live: bool = True,
+    snapshots: SnapshotSink | None = None,
 ) -> ChainResult:
-    """Collaborator `name`'s steps from `step` until a transition back to the aggregator."""
+    """Collaborator `name`'s steps from `step` until a transition back to the aggregator;
+    `snapshots` (checkpointing) takes each step's snapshot as the step ends."""
     flow = new_flow(flow_class, state)
     flow._fx_runtime = runtime
     flow.__dict__.update(private)
@@ -104,6 +108,8 @@ def run_collaborator_chain(
     while True:
         transition, output = run_step(flow, step, name, live=live)
         outputs.append(output)
+        if snapshots is not None:
+            snapshots(take_snapshot(public_state(flow, private), output))
         assert transition is not None  # only end (an aggregator step) may stop
         if transition.foreach is not None:
             raise UsageError(f"step {step}: a collaborator step cannot fan out with foreach")

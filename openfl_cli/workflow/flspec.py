@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openfl_cli.errors import UsageError
 from openfl_cli.workflow.placement import placement_of
 
 if TYPE_CHECKING:
+    from openfl_cli.workflow.flow_graph import FlowGraph
     from openfl_cli.workflow.runtime import LocalRuntime
 
 
@@ -29,8 +31,8 @@ class FLSpec:
     """Subclass it, define `start` and `end` and the steps between, then `flow.runtime = ...; flow.run()`.
 
     Attributes set in a step travel to the next one. Attributes whose names start with `_` stay where
-    they are set (they never travel between participants). `checkpoint=True` is kept for the
-    checkpointing of the Metaflow client (a later part of the Workflow API)."""
+    they are set (they never travel between participants). `checkpoint=True` saves every task's
+    public attributes and output where Metaflow's client reads them (see `checkpoint.py`)."""
 
     def __init__(self, checkpoint: bool = False) -> None:
         self._fx_checkpoint = bool(checkpoint)
@@ -91,6 +93,16 @@ class FLSpec:
             tuple(include) if include is not None else None,
             tuple(exclude) if exclude is not None else None,
         )
+
+    def graph(self, path: str | Path | None = None) -> FlowGraph:
+        """The flow's steps and transitions; with `path`, also written there (`.svg`, `.png` or `.pdf`
+        drawn by Graphviz's dot where it is installed, DOT text beside it always)."""
+        from openfl_cli.workflow.flow_graph import flow_graph
+
+        graph = flow_graph(type(self))
+        if path is not None:
+            graph.write(path)
+        return graph
 
     def run(self) -> None:
         """Check the flow, then run it on its runtime; afterwards the flow holds the aggregator's

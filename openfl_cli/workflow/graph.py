@@ -20,6 +20,7 @@ class NextCall:
     source: str
     target: str
     has_foreach: bool
+    foreach: str | None = None  # the attribute named, where the source spells it as a string
 
 
 def steps_of(flow_class: type) -> dict[str, Placement]:
@@ -29,6 +30,20 @@ def steps_of(flow_class: type) -> dict[str, Placement]:
         if where is not None:
             found[name] = where
     return found
+
+
+def next_calls(flow_class: type, steps: dict[str, Placement]) -> list[NextCall]:
+    """Every `self.next(...)` written in the flow's steps, in the order of the steps' names."""
+    return [call for step in sorted(steps) for call in _next_calls(flow_class, step)]
+
+
+def joins_of(steps: dict[str, Placement], calls: list[NextCall]) -> set[str]:
+    """The aggregator steps that collaborator steps return to."""
+    return {
+        call.target
+        for call in calls
+        if steps.get(call.source) == "collaborator" and steps.get(call.target) == "aggregator"
+    }
 
 
 def check_flow(flow_class: type) -> dict[str, Placement]:
@@ -42,7 +57,7 @@ def check_flow(flow_class: type) -> dict[str, Placement]:
     for name in ("start", "end"):
         if steps[name] != "aggregator":
             raise UsageError(f"{flow}: step {name} must run on the aggregator (@aggregator)")
-    calls = [call for step in steps for call in _next_calls(flow_class, step)]
+    calls = next_calls(flow_class, steps)
     joins: set[str] = set()
     for call in calls:
         target = getattr(flow_class, call.target, None)
@@ -95,8 +110,11 @@ def _next_calls(flow_class: type, step: str) -> list[NextCall]:
             and _is_self(node.args[0].value)
         ):
             continue
-        has_foreach = any(keyword.arg == "foreach" for keyword in node.keywords) or len(node.args) > 1
-        calls.append(NextCall(step, node.args[0].attr, has_foreach))
+        given = [keyword.value for keyword in node.keywords if keyword.arg == "foreach"] + node.args[1:2]
+        named = given[0].value if given and isinstance(given[0], ast.Constant) else None
+        calls.append(
+            NextCall(step, node.args[0].attr, bool(given), named if isinstance(named, str) else None)
+        )
     return calls
 
 

@@ -26,6 +26,11 @@ class Participant:
             raise UsageError(f"a participant needs a non-empty name, got {name!r}")
         if private_attributes_callable is not None and not callable(private_attributes_callable):
             raise UsageError(f"{name}: private_attributes_callable must be callable")
+        if kwargs and private_attributes_callable is None:
+            raise UsageError(
+                f"{name}: {', '.join(sorted(kwargs))}: keyword arguments go to private_attributes_callable,"
+                " and there is none (a dict of private attributes is set as .private_attributes)"
+            )
         if num_cpus < 0 or num_gpus < 0:
             raise UsageError(f"{name}: num_cpus and num_gpus must be >= 0")
         self.name = name

@@ -20,6 +20,7 @@ from openfl_cli.workflow.capture import StepOutput
 from openfl_cli.workflow.engine import ChainResult, run_collaborator_chain
 from openfl_cli.workflow.flspec import FLSpec
 from openfl_cli.workflow.participants import Aggregator, Collaborator, Participant
+from openfl_cli.workflow.snapshot import SnapshotSink, TaskSnapshot
 
 _EPSILON = 1e-9
 
@@ -42,14 +43,32 @@ class _CollaboratorActor:
     def __init__(self, collaborator: Collaborator) -> None:
         self.name = collaborator.name
         self.private = collaborator.initialize_private_attributes()
+        self.sent: dict[str, int] = {}  # content keys of the snapshots' blobs sent to the driver
 
     def ready(self) -> str:
         return self.name
 
     def run_chain(
-        self, flow_class: type[FLSpec], step: str, state: dict[str, Any], runtime: Any
+        self, flow_class: type[FLSpec], step: str, state: dict[str, Any], runtime: Any, snapshots: bool
     ) -> ChainResult:
-        return run_collaborator_chain(flow_class, step, state, self.name, self.private, runtime, live=False)
+        kept: list[TaskSnapshot] = []
+
+        def keep(snapshot: TaskSnapshot) -> None:  # pickled here, where the copy is: only new blobs travel
+            snapshot.encode(self.sent)
+            kept.append(snapshot)
+
+        result = run_collaborator_chain(
+            flow_class,
+            step,
+            state,
+            self.name,
+            self.private,
+            runtime,
+            live=False,
+            snapshots=keep if snapshots else None,
+        )
+        result.snapshots = kept
+        return result
 
 
 class _Reservation:
@@ -239,7 +258,13 @@ class RayBackend:
             raise
 
     def run_chains(
-        self, flow_class: type[FLSpec], step: str, state: dict[str, Any], names: Sequence[str], runtime: Any
+        self,
+        flow_class: type[FLSpec],
+        step: str,
+        state: dict[str, Any],
+        names: Sequence[str],
+        runtime: Any,
+        sink: SnapshotSink | None = None,
     ) -> Iterator[ChainResult]:
         """All the chains start at once; their results come back in the order of `names`, each printed
         and handed on before the next is fetched (and dropped from the object store)."""
@@ -253,13 +278,20 @@ class RayBackend:
         view = RuntimeView(known) if known is not None else self._view
         state_ref = ray.put(state)
         flow_ref = ray.put(flow_class)
-        pending = [self._actors[name].run_chain.remote(flow_ref, step, state_ref, view) for name in names]
+        keep = sink is not None
+        pending = [
+            self._actors[name].run_chain.remote(flow_ref, step, state_ref, view, keep) for name in names
+        ]
         del state_ref, flow_ref
         for index in range(len(pending)):
             ref, pending[index] = pending[index], None
             (result,) = self._get([ref])
             del ref
             _print_outputs(result.outputs, sys.stdout, sys.stderr)
+            if sink is not None:
+                for snapshot in result.snapshots:
+                    sink(snapshot)
+                result.snapshots = []
             yield result
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from openfl_cli.errors import UsageError
 from openfl_cli.workflow.capture import StepOutput
+from openfl_cli.workflow.checkpoint import Checkpoint, CheckpointSummary
 from openfl_cli.workflow.engine import (
     ChainResult,
     narrow,
@@ -17,10 +18,12 @@ from openfl_cli.workflow.engine import (
     run_step,
     selected,
 )
+from openfl_cli.workflow.flow_graph import flow_graph
 from openfl_cli.workflow.flspec import FLSpec, Transition
 from openfl_cli.workflow.graph import check_flow, check_join
 from openfl_cli.workflow.inputs import join_inputs
 from openfl_cli.workflow.participants import Aggregator, Collaborator
+from openfl_cli.workflow.snapshot import SnapshotSink, take_snapshot
 
 BACKENDS = ("single_process", "ray")
 
@@ -32,7 +35,13 @@ class Backend(Protocol):
     def setup(self, collaborators: Sequence[Collaborator]) -> None: ...
 
     def run_chains(
-        self, flow_class: type[FLSpec], step: str, state: dict[str, Any], names: Sequence[str], runtime: Any
+        self,
+        flow_class: type[FLSpec],
+        step: str,
+        state: dict[str, Any],
+        names: Sequence[str],
+        runtime: Any,
+        sink: SnapshotSink | None = None,
     ) -> Iterable[ChainResult]: ...
 
     def close(self) -> None: ...
@@ -49,11 +58,19 @@ class SingleProcessBackend:
         self._private = {c.name: c.initialize_private_attributes() for c in collaborators}
 
     def run_chains(
-        self, flow_class: type[FLSpec], step: str, state: dict[str, Any], names: Sequence[str], runtime: Any
+        self,
+        flow_class: type[FLSpec],
+        step: str,
+        state: dict[str, Any],
+        names: Sequence[str],
+        runtime: Any,
+        sink: SnapshotSink | None = None,
     ) -> Iterator[ChainResult]:
         for name in names:
             private = self._private[name]
-            yield run_collaborator_chain(flow_class, step, copy.deepcopy(state), name, private, runtime)
+            yield run_collaborator_chain(
+                flow_class, step, copy.deepcopy(state), name, private, runtime, snapshots=sink
+            )
 
     def close(self) -> None:
         self._private = {}
@@ -86,6 +103,7 @@ class LocalRuntime:
         self.backend_options = backend_options
         self.join_memory_budget = int(join_memory_budget)
         self.step_outputs: list[StepOutput] = []  # every step's output, in the order the steps ended
+        self.checkpoint: CheckpointSummary | None = None  # the last run's, with checkpoint=True
 
     @property
     def collaborators(self) -> list[str]:
@@ -101,16 +119,31 @@ class LocalRuntime:
     def execute(self, flow: FLSpec) -> None:
         flow_class = type(flow)
         steps = check_flow(flow_class)
+        checkpoint = self._checkpoint(flow) if flow.checkpoint else None
         backend = self._backend()
-        backend.setup(self._collaborators)
-        private = self.aggregator.initialize_private_attributes()
-        flow.__dict__.update(private)
         try:
-            self._run(flow, flow_class, steps, backend, set(private))
+            backend.setup(self._collaborators)
+            private = self.aggregator.initialize_private_attributes()
+            flow.__dict__.update(private)
+            try:
+                self._run(flow, flow_class, steps, backend, set(private), checkpoint)
+            finally:
+                backend.close()
+                for name in private:  # the flow returns the aggregator's attributes, never its private ones
+                    flow.__dict__.pop(name, None)
         finally:
-            backend.close()
-            for name in private:  # the flow returns the aggregator's attributes, never its private ones
-                flow.__dict__.pop(name, None)
+            if checkpoint is not None:
+                self.checkpoint = checkpoint.close()
+
+    def _checkpoint(self, flow: FLSpec) -> Checkpoint:
+        graph = flow_graph(type(flow))
+        joins = [node.name for node in graph.steps.values() if node.join]
+        try:
+            checkpoint = Checkpoint(type(flow).__name__, graph.metaflow_info(), joins)
+        except OSError as err:
+            raise UsageError(f"checkpoint: cannot write the Metaflow datastore: {err}") from err
+        checkpoint.parameters(public_state(flow, ()))
+        return checkpoint
 
     def _run(
         self,
@@ -119,10 +152,18 @@ class LocalRuntime:
         steps: Mapping[str, str],
         backend: Backend,
         private: set[str],
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         me = self.aggregator.name
+        sink = checkpoint.submit if checkpoint is not None else None
+
+        def ended(output: StepOutput) -> None:
+            self.step_outputs.append(output)
+            if sink is not None:
+                sink(take_snapshot(public_state(flow, private), output))
+
         transition, output = run_step(flow, "start", me)
-        self.step_outputs.append(output)
+        ended(output)
         while transition is not None:
             step = transition.source
             if steps[transition.target] == "aggregator":
@@ -130,7 +171,7 @@ class LocalRuntime:
                     raise UsageError(f"step {step}: foreach fans out to collaborator steps only")
                 narrow(flow, private, transition)
                 transition, output = run_step(flow, transition.target, me)
-                self.step_outputs.append(output)
+                ended(output)
                 continue
             if transition.foreach is None:
                 raise UsageError(
@@ -140,14 +181,14 @@ class LocalRuntime:
             state = selected(public_state(flow, private), transition)
             with join_inputs(self.join_memory_budget) as store:
                 joins: set[str] = set()
-                for result in backend.run_chains(flow_class, transition.target, state, names, self):
+                for result in backend.run_chains(flow_class, transition.target, state, names, self, sink):
                     joins.add(result.transition.target)
                     self.step_outputs.extend(result.outputs)
                     store.add(result.state)
                 join = self._join_of(joins, transition)
                 check_join(flow_class, join)
                 transition, output = run_step(flow, join, me, inputs=store.inputs)
-                self.step_outputs.append(output)
+                ended(output)
 
     def _foreach_names(self, flow: FLSpec, transition: Transition) -> list[str]:
         where = f"step {transition.source}: foreach={transition.foreach!r}"

@@ -51,6 +51,19 @@ class Net(nn.Module):
         return F.log_softmax(self.fc(x.flatten(1)), dim=1)
 
 
+class WideNet(Net):
+    """Net with a 12,000-unit hidden layer: about 50 MB of float32 parameters (the checkpoint bench)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(8 * 12 * 12, 12_000)
+        self.fc = nn.Linear(12_000, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        return F.log_softmax(self.fc(F.relu(self.hidden(x.flatten(1)))), dim=1)
+
+
 def inference(network: nn.Module, test_loader: torch.utils.data.DataLoader) -> float:
     network.eval()
     correct = 0

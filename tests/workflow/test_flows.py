@@ -382,3 +382,10 @@ def test_spilled_arrays_come_back_through_the_tensor_codec_and_objects_by_value(
         assert oct(folder.stat().st_mode & 0o777) == "0o700"
         assert sorted(p.suffix for p in folder.iterdir()) == [".pkl", ".tensors", ".tensors"]
     assert not folder.exists()
+
+
+def test_keyword_arguments_without_a_callable_are_refused() -> None:
+    from openfl_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="site1: index: keyword arguments go to private_attributes_callable"):
+        Collaborator("site1", index=3)
