@@ -128,14 +128,7 @@ def child(
     runtime = LocalRuntime(aggregator=Aggregator(), collaborators=collaborators, backend=backend)
     flow = SeedShapedFlow(rounds, checkpoint=checkpoint)
     flow.runtime = runtime
-    devnull = open(os.devnull, "w")  # noqa: SIM115 - the flow prints nothing; keep the bench's stdout clean
-    started = time.perf_counter()
-    stdout, sys.stdout = sys.stdout, devnull
-    try:
-        flow.run()
-    finally:
-        sys.stdout = stdout
-    seconds = time.perf_counter() - started
+    seconds = run_quietly(flow)
     assert flow.current_round == rounds
     # the users' own code: the steps and the private attributes' callables
     step_seconds = sum(output.seconds for output in runtime.step_outputs) + setup_seconds
@@ -145,6 +138,18 @@ def child(
         "steps": len(runtime.step_outputs),
         **checkpoint_figures(runtime),
     }
+
+
+def run_quietly(flow: Any) -> float:
+    """Run the flow with its prints kept out of the bench's output; its wall time in seconds."""
+    started = time.perf_counter()
+    with open(os.devnull, "w") as devnull:
+        stdout, sys.stdout = sys.stdout, devnull
+        try:
+            flow.run()
+        finally:
+            sys.stdout = stdout
+    return time.perf_counter() - started
 
 
 def checkpoint_figures(runtime: Any) -> dict[str, Any]:
@@ -190,14 +195,7 @@ def seed_child(rounds: int, checkpoint: bool) -> dict[str, Any]:
     optimizer = optim.SGD(model.parameters(), lr=seed_flows.learning_rate, momentum=seed_flows.momentum)
     flow = seed_flows.FederatedFlow(model, optimizer, rounds=rounds, checkpoint=checkpoint)
     flow.runtime = runtime
-    devnull = open(os.devnull, "w")  # noqa: SIM115 - the flow's prints stay out of the bench's output
-    started = time.perf_counter()
-    stdout, sys.stdout = sys.stdout, devnull
-    try:
-        flow.run()
-    finally:
-        sys.stdout = stdout
-    seconds = time.perf_counter() - started
+    seconds = run_quietly(flow)
     model_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / MB
     return {"seconds": seconds, "model_mb": model_mb, **checkpoint_figures(runtime)}
 

@@ -25,15 +25,17 @@ from openfl_cli.workflow.snapshot import TaskSnapshot, take_snapshot
 PARAMETERS_STEP = "_parameters"
 
 
-def internal_artifacts(graph_info: Mapping[str, Any]) -> dict[str, bytes]:
+def internal_artifacts(graph_info: Mapping[str, Any] | None, failure: str | None = None) -> dict[str, bytes]:
     """What Metaflow's client reads beside the user's attributes: the graph (Step.parent_steps and
-    child_steps) and the task's success (Task.successful, Task.finished)."""
-    return {
-        "_graph_info": pickle.dumps(dict(graph_info), protocol=4),
-        "_success": pickle.dumps(True, protocol=4),
-        "_task_ok": pickle.dumps(True, protocol=4),
-        "_exception": pickle.dumps(None, protocol=4),
+    child_steps) and the task's outcome (Task.successful, Task.finished, Task.exception)."""
+    outcome = {
+        "_success": pickle.dumps(failure is None, protocol=4),
+        "_task_ok": pickle.dumps(failure is None, protocol=4),
+        "_exception": pickle.dumps(failure, protocol=4),
     }
+    if graph_info is None:
+        return outcome
+    return {"_graph_info": pickle.dumps(dict(graph_info), protocol=4), **outcome}
 
 
 @dataclass
@@ -157,16 +159,22 @@ class Checkpoint:
             self._store.write_step(self.run_id, snapshot.step, self._tags, created)
             self._steps.add(snapshot.step)
         metadata = {"participant": snapshot.participant} if snapshot.participant else {}
+        internal = dict(self._internal)
+        if snapshot.failure is not None:
+            for name, blob in internal_artifacts(None, snapshot.failure).items():
+                internal[name] = hashlib.sha1(blob, usedforsecurity=False).hexdigest()
+                self._store.write_blob(internal[name], blob)
         task = TaskFiles(
             snapshot.step,
             task_id,
             created,
             max(created, int(snapshot.finished * 1000)),
-            {**snapshot.keys, **self._internal},
+            {**snapshot.keys, **internal},
             snapshot.types,
             snapshot.stdout,
             snapshot.stderr,
             metadata,
+            ok=snapshot.failure is None,
         )
         self._store.write_task(self.run_id, self._tags, task)
         written = self._store.bytes_written - before

@@ -6,6 +6,9 @@ named to the step back on the aggregator (the join), on a working copy that exis
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,16 +71,34 @@ def run_step(
     flow._fx_transition = None
     flow._fx_step = step
     method: Callable[..., Any] = getattr(flow, step)
+    failure: BaseException | None = None
     with captured(participant, step, live) as output:
-        if inputs is None:
-            method()
-        else:
-            method(inputs)
+        try:
+            if inputs is None:
+                method()
+            else:
+                method(inputs)
+        except BaseException as error:  # re-raised below, with the step's output
+            failure = error
+    if failure is not None:
+        failed_output(failure, output[0])
+        raise failure
     transition = flow._fx_transition
     flow._fx_transition = None
     if transition is None and step != "end":
         raise UsageError(f"step {step} ended without self.next(...) (only end may)")
     return transition, output[0]
+
+
+def failed_output(error: BaseException, output: StepOutput | None = None) -> StepOutput | None:
+    """The output of the step that raised `error` (kept on the error, which travels back from a Ray
+    actor with it), its traceback added to its stderr: what a checkpoint saves of a failed task."""
+    if output is not None and getattr(error, "fx_step_output", None) is None:
+        trace = "".join(traceback.format_exception(error))
+        with contextlib.suppress(AttributeError, TypeError):  # an exception type without attributes
+            error.fx_step_output = dataclasses.replace(output, stderr=output.stderr + trace)  # type: ignore[attr-defined]
+    found = getattr(error, "fx_step_output", None)
+    return found if isinstance(found, StepOutput) else None
 
 
 def new_flow(flow_class: type[FLSpec], state: Mapping[str, Any]) -> FLSpec:
@@ -106,7 +127,13 @@ def run_collaborator_chain(
     flow.input = name  # type: ignore[attr-defined]
     outputs: list[StepOutput] = []
     while True:
-        transition, output = run_step(flow, step, name, live=live)
+        try:
+            transition, output = run_step(flow, step, name, live=live)
+        except BaseException as error:
+            failed = failed_output(error)
+            if snapshots is not None and failed is not None:
+                snapshots(take_snapshot(public_state(flow, private), failed, failure=error))
+            raise
         outputs.append(output)
         if snapshots is not None:
             snapshots(take_snapshot(public_state(flow, private), output))

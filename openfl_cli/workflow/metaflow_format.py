@@ -91,6 +91,7 @@ class TaskFiles:
     stdout: str = ""
     stderr: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)  # extra task metadata, e.g. participant
+    ok: bool = True  # the step ended without raising
 
 
 class LocalDatastore:
@@ -172,7 +173,8 @@ class LocalDatastore:
         }
         for name, value in fields.items():
             self._sysmeta(meta, body, tags, name, name, value, task.created_ms)
-        self._sysmeta(meta, body, tags, "attempt_ok", "internal_attempt_status", "True", task.finished_ms)
+        status = str(task.ok)
+        self._sysmeta(meta, body, tags, "attempt_ok", "internal_attempt_status", status, task.finished_ms)
         self._sysmeta(meta, body, tags, "attempt-done", "attempt-done", "0", task.finished_ms)
         self._write_json(folder / "0.DONE.lock", "")
 

@@ -57,16 +57,20 @@ class _CollaboratorActor:
             snapshot.encode(self.sent)
             kept.append(snapshot)
 
-        result = run_collaborator_chain(
-            flow_class,
-            step,
-            state,
-            self.name,
-            self.private,
-            runtime,
-            live=False,
-            snapshots=keep if snapshots else None,
-        )
+        try:
+            result = run_collaborator_chain(
+                flow_class,
+                step,
+                state,
+                self.name,
+                self.private,
+                runtime,
+                live=False,
+                snapshots=keep if snapshots else None,
+            )
+        except BaseException as error:
+            error.fx_snapshots = kept  # type: ignore[attr-defined]  # travels back with the error
+            raise
         result.snapshots = kept
         return result
 
@@ -285,7 +289,13 @@ class RayBackend:
         del state_ref, flow_ref
         for index in range(len(pending)):
             ref, pending[index] = pending[index], None
-            (result,) = self._get([ref])
+            try:
+                (result,) = self._get([ref])
+            except BaseException as error:  # the chain's tasks up to the failed one are still saved
+                if sink is not None:
+                    for snapshot in getattr(error, "fx_snapshots", None) or []:
+                        sink(snapshot)
+                raise
             del ref
             _print_outputs(result.outputs, sys.stdout, sys.stderr)
             if sink is not None:

@@ -12,6 +12,7 @@ from openfl_cli.workflow.capture import StepOutput
 from openfl_cli.workflow.checkpoint import Checkpoint, CheckpointSummary
 from openfl_cli.workflow.engine import (
     ChainResult,
+    failed_output,
     narrow,
     public_state,
     run_collaborator_chain,
@@ -157,21 +158,28 @@ class LocalRuntime:
         me = self.aggregator.name
         sink = checkpoint.submit if checkpoint is not None else None
 
-        def ended(output: StepOutput) -> None:
+        def here(step: str, inputs: Sequence[Any] | None = None) -> Transition | None:
+            """An aggregator step; its snapshot, failed or not, goes to the checkpoint."""
+            try:
+                transition, output = run_step(flow, step, me, inputs=inputs)
+            except BaseException as error:
+                failed = failed_output(error)
+                if sink is not None and failed is not None:
+                    sink(take_snapshot(public_state(flow, private), failed, failure=error))
+                raise
             self.step_outputs.append(output)
             if sink is not None:
                 sink(take_snapshot(public_state(flow, private), output))
+            return transition
 
-        transition, output = run_step(flow, "start", me)
-        ended(output)
+        transition = here("start")
         while transition is not None:
             step = transition.source
             if steps[transition.target] == "aggregator":
                 if transition.foreach is not None:
                     raise UsageError(f"step {step}: foreach fans out to collaborator steps only")
                 narrow(flow, private, transition)
-                transition, output = run_step(flow, transition.target, me)
-                ended(output)
+                transition = here(transition.target)
                 continue
             if transition.foreach is None:
                 raise UsageError(
@@ -187,8 +195,7 @@ class LocalRuntime:
                     store.add(result.state)
                 join = self._join_of(joins, transition)
                 check_join(flow_class, join)
-                transition, output = run_step(flow, join, me, inputs=store.inputs)
-                ended(output)
+                transition = here(join, store.inputs)
 
     def _foreach_names(self, flow: FLSpec, transition: Transition) -> list[str]:
         where = f"step {transition.source}: foreach={transition.foreach!r}"

@@ -40,6 +40,7 @@ class TaskSnapshot:
     stderr: str = ""
     started: float = 0.0  # epoch seconds
     finished: float = 0.0
+    failure: str | None = None  # the step raised: what (its traceback is in stderr)
 
     def encode(self, stored: MutableMapping[str, int], write: BlobWriter | None = None) -> None:
         """Key every value, and pickle those whose key is not in `stored` (key -> size), adding them:
@@ -69,8 +70,11 @@ SnapshotSink = Callable[[TaskSnapshot], None]
 BlobWriter = Callable[[str, Callable[[BinaryIO], None]], int]
 
 
-def take_snapshot(state: Mapping[str, Any], output: StepOutput) -> TaskSnapshot:
-    """`state`: the attributes that may be saved (the caller leaves out the private ones)."""
+def take_snapshot(
+    state: Mapping[str, Any], output: StepOutput, failure: BaseException | None = None
+) -> TaskSnapshot:
+    """`state`: the attributes that may be saved (the caller leaves out the private ones);
+    `failure`: what the step raised, for a failed task."""
     public = {name: value for name, value in state.items() if not name.startswith("_")}
     started = output.started or time.time() - output.seconds
     snapshot = TaskSnapshot(
@@ -82,6 +86,7 @@ def take_snapshot(state: Mapping[str, Any], output: StepOutput) -> TaskSnapshot:
         stderr=output.stderr,
         started=started,
         finished=started + output.seconds,
+        failure=None if failure is None else f"{type(failure).__name__}: {failure}",
     )
     try:
         snapshot.values = copy.deepcopy(public)  # one copy of the whole: shared objects stay shared

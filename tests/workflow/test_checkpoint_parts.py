@@ -288,3 +288,55 @@ def test_the_seed_flow_graph_is_drawn_with_graphviz(tmp_path: Path) -> None:
     assert svg.tag.endswith("svg")
     text = " ".join(node.text or "" for node in svg.iter())
     assert "local_model_validation" in text and "@collaborator" in text and "foreach collaborators" in text
+
+
+class Failing(FLSpec):
+    @aggregator
+    def start(self) -> None:
+        self.collaborators = self.runtime.collaborators
+        self.next(self.train, foreach="collaborators")
+
+    @collaborator
+    def train(self) -> None:
+        self.seen = self.input
+        print(f"training on {self.input}")
+        if self.input == "site1":
+            raise ValueError("the shard of site1 is damaged")
+        self.next(self.join)
+
+    @aggregator
+    def join(self, inputs: Any) -> None:
+        self.next(self.end)
+
+    @aggregator
+    def end(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("backend", ["single_process", pytest.param("ray", marks=pytest.mark.ray)])
+def test_a_failed_task_is_saved_with_its_traceback(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("metaflow")
+    if backend == "ray":
+        pytest.importorskip("ray")
+    monkeypatch.setenv("METAFLOW_DATASTORE_SYSROOT_LOCAL", str(tmp_path))
+    monkeypatch.setenv("METAFLOW_USER", "fx-test")
+    flow = Failing(checkpoint=True)
+    flow.runtime = LocalRuntime(collaborators=[Collaborator("site0"), Collaborator("site1")], backend=backend)
+    with pytest.raises(ValueError, match="the shard of site1 is damaged"):
+        flow.run()
+    seen = client(
+        "import json\nfrom metaflow import Flow\nrun = Flow('Failing').latest_run\n"
+        "tasks = {t.data.seen: t for t in run['train']}\n"
+        "bad = tasks['site1']\n"
+        "print(json.dumps({'successful': run.successful, 'ok': tasks['site0'].successful,"
+        " 'bad_ok': bad.successful, 'bad_finished': bad.finished, 'stdout': bad.stdout,"
+        " 'stderr': bad.stderr, 'exception': bad.exception, 'steps': [s.id for s in run]}))",
+        tmp_path,
+    )
+    assert seen["steps"] == ["train", "start"] and seen["successful"] is False
+    assert seen["ok"] is True and seen["bad_ok"] is False and seen["bad_finished"] is False
+    assert seen["stdout"] == "training on site1\n"
+    assert "Traceback" in seen["stderr"] and "ValueError: the shard of site1 is damaged" in seen["stderr"]
+    assert seen["exception"] == "ValueError: the shard of site1 is damaged"
