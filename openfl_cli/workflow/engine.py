@@ -6,7 +6,6 @@ named to the step back on the aggregator (the join), on a working copy that exis
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -65,9 +64,18 @@ def narrow(flow: FLSpec, private: Iterable[str], transition: Transition) -> None
 
 
 def run_step(
-    flow: FLSpec, step: str, participant: str, *, inputs: Sequence[Any] | None = None, live: bool = True
+    flow: FLSpec,
+    step: str,
+    participant: str,
+    *,
+    inputs: Sequence[Any] | None = None,
+    live: bool = True,
+    private: Iterable[str] = (),
+    snapshots: SnapshotSink | None = None,
 ) -> tuple[Transition | None, StepOutput]:
-    """Run one step; return what its `self.next` said (None only after `end`) and its output."""
+    """Run one step; return what its `self.next` said (None only after `end`) and its output.
+    `snapshots` (checkpointing) takes the task's snapshot as the step ends, failed or not: a failed
+    one with its traceback in its stderr."""
     flow._fx_transition = None
     flow._fx_step = step
     method: Callable[..., Any] = getattr(flow, step)
@@ -78,27 +86,21 @@ def run_step(
                 method()
             else:
                 method(inputs)
-        except BaseException as error:  # re-raised below, with the step's output
+        except BaseException as error:  # re-raised below, once its snapshot is taken
             failure = error
+    if snapshots is not None:
+        done = output[0]
+        if failure is not None:
+            trace = "".join(traceback.format_exception(failure))
+            done = dataclasses.replace(done, stderr=done.stderr + trace)
+        snapshots(take_snapshot(public_state(flow, private), done, failure=failure))
     if failure is not None:
-        failed_output(failure, output[0])
         raise failure
     transition = flow._fx_transition
     flow._fx_transition = None
     if transition is None and step != "end":
         raise UsageError(f"step {step} ended without self.next(...) (only end may)")
     return transition, output[0]
-
-
-def failed_output(error: BaseException, output: StepOutput | None = None) -> StepOutput | None:
-    """The output of the step that raised `error` (kept on the error, which travels back from a Ray
-    actor with it), its traceback added to its stderr: what a checkpoint saves of a failed task."""
-    if output is not None and getattr(error, "fx_step_output", None) is None:
-        trace = "".join(traceback.format_exception(error))
-        with contextlib.suppress(AttributeError, TypeError):  # an exception type without attributes
-            error.fx_step_output = dataclasses.replace(output, stderr=output.stderr + trace)  # type: ignore[attr-defined]
-    found = getattr(error, "fx_step_output", None)
-    return found if isinstance(found, StepOutput) else None
 
 
 def new_flow(flow_class: type[FLSpec], state: Mapping[str, Any]) -> FLSpec:
@@ -127,16 +129,8 @@ def run_collaborator_chain(
     flow.input = name  # type: ignore[attr-defined]
     outputs: list[StepOutput] = []
     while True:
-        try:
-            transition, output = run_step(flow, step, name, live=live)
-        except BaseException as error:
-            failed = failed_output(error)
-            if snapshots is not None and failed is not None:
-                snapshots(take_snapshot(public_state(flow, private), failed, failure=error))
-            raise
+        transition, output = run_step(flow, step, name, live=live, private=private, snapshots=snapshots)
         outputs.append(output)
-        if snapshots is not None:
-            snapshots(take_snapshot(public_state(flow, private), output))
         assert transition is not None  # only end (an aggregator step) may stop
         if transition.foreach is not None:
             raise UsageError(f"step {step}: a collaborator step cannot fan out with foreach")

@@ -12,7 +12,6 @@ from openfl_cli.workflow.capture import StepOutput
 from openfl_cli.workflow.checkpoint import Checkpoint, CheckpointSummary
 from openfl_cli.workflow.engine import (
     ChainResult,
-    failed_output,
     narrow,
     public_state,
     run_collaborator_chain,
@@ -24,7 +23,7 @@ from openfl_cli.workflow.flspec import FLSpec, Transition
 from openfl_cli.workflow.graph import check_flow, check_join
 from openfl_cli.workflow.inputs import join_inputs
 from openfl_cli.workflow.participants import Aggregator, Collaborator
-from openfl_cli.workflow.snapshot import SnapshotSink, take_snapshot
+from openfl_cli.workflow.snapshot import SnapshotSink
 
 BACKENDS = ("single_process", "ray")
 
@@ -159,17 +158,8 @@ class LocalRuntime:
         sink = checkpoint.submit if checkpoint is not None else None
 
         def here(step: str, inputs: Sequence[Any] | None = None) -> Transition | None:
-            """An aggregator step; its snapshot, failed or not, goes to the checkpoint."""
-            try:
-                transition, output = run_step(flow, step, me, inputs=inputs)
-            except BaseException as error:
-                failed = failed_output(error)
-                if sink is not None and failed is not None:
-                    sink(take_snapshot(public_state(flow, private), failed, failure=error))
-                raise
+            transition, output = run_step(flow, step, me, inputs=inputs, private=private, snapshots=sink)
             self.step_outputs.append(output)
-            if sink is not None:
-                sink(take_snapshot(public_state(flow, private), output))
             return transition
 
         transition = here("start")
