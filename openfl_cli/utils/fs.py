@@ -21,10 +21,12 @@ class ByteSink(Protocol):
 
 
 @contextlib.contextmanager
-def _replacing(path: str | Path, mode: int) -> Iterator[int]:
+def _replacing(path: str | Path, mode: int, durable: bool = True) -> Iterator[int]:
     """A new file's descriptor in the target's folder; after the body, fsync it and rename it over `path`.
 
     A process killed at any moment leaves either the old file or the new one, never a mix.
+    `durable=False` skips the fsyncs: still never a torn file for a reader, but a power cut may lose
+    the file (for data that is cheap to lose and written in thousands of small files).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -33,11 +35,13 @@ def _replacing(path: str | Path, mode: int) -> Iterator[int]:
         try:
             os.fchmod(fd, mode)
             yield fd
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp_name, target)
-        _fsync_dir(target.parent)
+        if durable:
+            _fsync_dir(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
@@ -45,9 +49,10 @@ def _replacing(path: str | Path, mode: int) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | Path, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """Yield a binary file in the target's folder; on success fsync it and rename it over `path`."""
-    with _replacing(path, mode) as fd, os.fdopen(fd, "wb", closefd=False) as handle:
+def atomic_writer(path: str | Path, mode: int = 0o644, durable: bool = True) -> Iterator[BinaryIO]:
+    """Yield a binary file in the target's folder; on success fsync it (unless not `durable`) and
+    rename it over `path`."""
+    with _replacing(path, mode, durable) as fd, os.fdopen(fd, "wb", closefd=False) as handle:
         yield handle
         handle.flush()
 

@@ -7,7 +7,6 @@ that, a slow disk slows the flow instead of filling the memory.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import queue
 import sys
@@ -20,7 +19,7 @@ from typing import Any, TextIO
 
 from openfl_cli.workflow.capture import StepOutput
 from openfl_cli.workflow.metaflow_format import LocalDatastore, RunTags, TaskFiles, datastore_root, run_tags
-from openfl_cli.workflow.snapshot import TaskSnapshot, take_snapshot
+from openfl_cli.workflow.snapshot import TaskSnapshot, blob_key, take_snapshot
 
 PARAMETERS_STEP = "_parameters"
 
@@ -69,7 +68,6 @@ class Checkpoint:
         self.root = (root or datastore_root()).resolve()
         self._store = LocalDatastore(self.root, flow)
         self._tags: RunTags = run_tags()
-        self._internal: dict[str, str] = {}  # internal artifact -> key
         self._joins = set(joins)
         self._stream = stream or sys.stdout  # the flow's own stream, not a step's captured one
         self._queue: queue.Queue[tuple[TaskSnapshot, str, int] | None] = queue.Queue(max(1, max_pending))
@@ -83,9 +81,7 @@ class Checkpoint:
         self._round_bytes = 0
         self._store.write_flow(now)
         self._store.write_run(self.run_id, self._tags, now)
-        for name, blob in internal_artifacts(graph_info).items():
-            self._internal[name] = hashlib.sha1(blob, usedforsecurity=False).hexdigest()
-            self._store.write_blob(self._internal[name], blob)
+        self._internal = self._store_blobs(internal_artifacts(graph_info))  # internal artifact -> key
         self._writer = threading.Thread(target=self._write_all, name="fx-checkpoint", daemon=True)
         self._writer.start()
         note = "" if self._tags.user else " (no user name found: read it under metaflow.namespace(None))"
@@ -161,9 +157,7 @@ class Checkpoint:
         metadata = {"participant": snapshot.participant} if snapshot.participant else {}
         internal = dict(self._internal)
         if snapshot.failure is not None:
-            for name, blob in internal_artifacts(None, snapshot.failure).items():
-                internal[name] = hashlib.sha1(blob, usedforsecurity=False).hexdigest()
-                self._store.write_blob(internal[name], blob)
+            internal.update(self._store_blobs(internal_artifacts(None, snapshot.failure)))
         task = TaskFiles(
             snapshot.step,
             task_id,
@@ -185,6 +179,13 @@ class Checkpoint:
         if snapshot.step in self._joins:
             self.summary.bytes_per_round.append(self._round_bytes)
             self._round_bytes = 0
+
+    def _store_blobs(self, blobs: Mapping[str, bytes]) -> dict[str, str]:
+        """Write pickled artifacts; their keys by name."""
+        keys = {name: blob_key(blob) for name, blob in blobs.items()}
+        for name, blob in blobs.items():
+            self._store.write_blob(keys[name], blob)
+        return keys
 
     # -- helpers ----------------------------------------------------------------------------------
 

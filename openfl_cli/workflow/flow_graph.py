@@ -43,9 +43,6 @@ class FlowGraph:
     transitions: tuple[Transition, ...]
     file: str
 
-    def targets(self, step: str) -> list[str]:
-        return [t.target for t in self.transitions if t.source == step]
-
     def to_dot(self) -> str:
         lines = [
             f'digraph "{self.flow}" {{',
@@ -88,32 +85,23 @@ class FlowGraph:
         dot_file.write_text(self.to_dot())
         if kind == "dot":
             return dot_file
-        program = shutil.which("dot")
-        if program is None:
+        drawn = _draw(self.to_dot(), kind)
+        if drawn is None:
             print(
                 f"Graphviz's dot is not installed: the graph of {self.flow} is in {dot_file}"
                 f" (install graphviz, e.g. apt install graphviz, to draw {target.name})"
             )
             return dot_file
-        drawn = subprocess.run(
-            [program, f"-T{kind}", "-o", str(target), str(dot_file)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if drawn.returncode != 0:
-            raise UsageError(f"{target}: dot failed: {drawn.stderr.strip().splitlines()[-1:]}")
+        target.write_bytes(drawn)
         return target
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the picture where `dot` is installed."""
-        program = shutil.which("dot")
-        if program is None:
+        try:
+            drawn = _draw(self.to_dot(), "svg")
+        except UsageError:
             return None
-        drawn = subprocess.run(
-            [program, "-Tsvg"], input=self.to_dot(), capture_output=True, text=True, timeout=60
-        )
-        return drawn.stdout if drawn.returncode == 0 else None
+        return None if drawn is None else drawn.decode("utf-8")
 
     def metaflow_info(self) -> dict[str, Any]:
         """The `_graph_info` artifact Metaflow's client reads for Step.parent_steps / child_steps."""
@@ -157,6 +145,18 @@ class FlowGraph:
             "decorators": [],
             "extensions": {"installed": {}},
         }
+
+
+def _draw(dot_text: str, kind: str) -> bytes | None:
+    """The picture Graphviz's dot draws of `dot_text`; None where dot is not installed."""
+    program = shutil.which("dot")
+    if program is None:
+        return None
+    drawn = subprocess.run([program, f"-T{kind}"], input=dot_text.encode(), capture_output=True, timeout=60)
+    if drawn.returncode != 0:
+        last = drawn.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        raise UsageError(f"dot failed to draw the {kind} picture: {last[0]}")
+    return drawn.stdout
 
 
 def flow_graph(flow_class: type) -> FlowGraph:

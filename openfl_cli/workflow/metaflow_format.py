@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from openfl_cli.utils.fs import PRIVATE_MODE, atomic_writer
 
 DATASTORE_DIR = ".metaflow"
 SYSROOT_VARIABLE = "METAFLOW_DATASTORE_SYSROOT_LOCAL"
@@ -238,16 +239,10 @@ class LocalDatastore:
         self._stream(path, lambda file: file.write(data))
 
     def _stream(self, path: Path, write: Callable[[BinaryIO], object]) -> int:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                write(file)
-                size = file.tell()
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        # not fsynced: a checkpoint is thousands of small files, and debugging data a power cut may lose
+        with atomic_writer(path, PRIVATE_MODE, durable=False) as file:
+            write(file)
+            size = file.tell()
         self.bytes_written += size
         return size
 

@@ -101,7 +101,7 @@ def take_snapshot(
                     snapshot.unsaved[name] = f"{type(error).__name__}: {error}"
                     snapshot.types.pop(name, None)
                     continue
-                key = hashlib.sha1(blob, usedforsecurity=False).hexdigest()
+                key = blob_key(blob)
                 snapshot.keys[name], snapshot.blobs[key] = key, blob
     return snapshot
 
@@ -116,6 +116,11 @@ def dumps(value: Any) -> bytes:
     buffer = io.BytesIO()
     dump(value, buffer)
     return buffer.getvalue()
+
+
+def blob_key(blob: bytes) -> str:
+    """The key of a value known only as its pickle: the pickle's SHA-1, as Metaflow keys blobs."""
+    return hashlib.sha1(blob, usedforsecurity=False).hexdigest()
 
 
 def content_key(value: Any, seen: dict[tuple[int, int], str] | None = None) -> str:
