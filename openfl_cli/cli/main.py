@@ -60,6 +60,34 @@ COMMANDS: dict[str, tuple[str, dict[str, str]]] = {
             "remove": "openfl_cli.cli.pki:collaborator_remove",
         },
     ),
+    "director": (
+        "Run the Director (the Workflow API's central node) and manage its certificates.",
+        {
+            "start": "openfl_cli.cli.services:director_start",
+            "envoys": "openfl_cli.cli.services:director_envoys",
+            "create-ca": "openfl_cli.cli.node_certs:director_create_ca",
+            "generate-cert-request": "openfl_cli.cli.node_certs:director_generate_cert_request",
+            "certify": "openfl_cli.cli.node_certs:director_certify",
+        },
+    ),
+    "envoy": (
+        "Run an Envoy (a data owner's node of the Workflow API) and manage envoy certificates.",
+        {
+            "start": "openfl_cli.cli.services:envoy_start",
+            "accept": "openfl_cli.cli.services:envoy_accept",
+            "reject": "openfl_cli.cli.services:envoy_reject",
+            "pending": "openfl_cli.cli.services:envoy_pending",
+            "generate-cert-request": "openfl_cli.cli.node_certs:envoy_generate_cert_request",
+            "certify": "openfl_cli.cli.node_certs:envoy_certify",
+        },
+    ),
+    "experimenter": (
+        "Certificates of the data scientists who submit Workflow API experiments.",
+        {
+            "generate-cert-request": "openfl_cli.cli.node_certs:experimenter_generate_cert_request",
+            "certify": "openfl_cli.cli.node_certs:experimenter_certify",
+        },
+    ),
 }
 # top-level commands without a group
 LEAVES: dict[str, str] = {

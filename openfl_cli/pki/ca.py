@@ -23,6 +23,8 @@ CA_DAYS = 3650
 NODE_DAYS = 365
 CLOCK_SKEW = dt.timedelta(minutes=5)  # back-date so that a node whose clock is a little behind accepts it
 ORGANIZATION = "fx federation"
+AGGREGATOR_AUTHORITY_HINT = "run `fx workspace certify` on the aggregator node first"
+ROLE_ATTRIBUTE = NameOID.ORGANIZATIONAL_UNIT_NAME  # where `issue(unit=...)` writes a node's role
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,11 @@ def create_authority(workspace: str | Path, *, force: bool = False, days: int = 
     return AuthorityCreated(paths, chain_path(workspace), keys.fingerprint(root))
 
 
-def load_authority(workspace: str | Path) -> Authority:
+def load_authority(workspace: str | Path, *, hint: str = AGGREGATOR_AUTHORITY_HINT) -> Authority:
+    """The authority of `workspace` (any folder holding `cert/ca/`); `hint` says how to make a missing one."""
     paths = authority_paths(workspace)
     if not paths.signing_key.is_file():
-        raise UsageError(
-            f"{Path(workspace).absolute()} has no certificate authority; run `fx workspace certify` "
-            "on the aggregator node first"
-        )
+        raise UsageError(f"{Path(workspace).absolute()} has no certificate authority; {hint}")
     return Authority(
         paths=paths,
         signing_key=keys.load_private_key(paths.signing_key),
@@ -97,19 +97,28 @@ def issue(
     name: str,
     role: str,
     days: int = NODE_DAYS,
+    server: bool | None = None,
+    unit: str | None = None,
 ) -> x509.Certificate:
-    """Sign a node certificate for `name` (its only subject attribute), recorded in the index.
+    """Sign a node certificate for `name` (its common name), recorded in the index under `role`.
 
+    A server certificate (by default: the aggregator's) carries serverAuth and a SAN for `name`, any
+    other clientAuth. With `unit`, the subject also holds it as organizational unit: the node's role,
+    which a peer can then read from the certificate itself (the Workflow API's nodes use it).
     Nothing but the public key is taken from the request: the subject, usages and names are ours.
     """
     check_days(days)
-    server = role == "aggregator"
+    if server is None:
+        server = role == "aggregator"
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, name)]
+    if unit is not None:
+        subject.insert(0, x509.NameAttribute(ROLE_ATTRIBUTE, unit))
     public_key = request.public_key()
     start = now() - CLOCK_SKEW
     end = min(start + CLOCK_SKEW + dt.timedelta(days=days), authority.signing_cert.not_valid_after_utc)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .subject_name(x509.Name(subject))
         .issuer_name(authority.signing_cert.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
@@ -139,6 +148,15 @@ def issue(
     )
     append_record(authority.paths.index, ISSUED, record)
     return cert
+
+
+def role_of(subject: x509.Name) -> str | None:
+    """The role `issue(unit=...)` wrote into a subject, or None without exactly one."""
+    values = subject.get_attributes_for_oid(ROLE_ATTRIBUTE)
+    if len(values) != 1:
+        return None
+    value = values[0].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
 def host_name(fqdn: str) -> x509.GeneralName:

@@ -2,7 +2,8 @@
 
 - `col_{NAME}_to_agg_cert_request.zip`: `col_{NAME}.csr` only (never a key).
 - `agg_to_col_{NAME}_signed_cert.zip`: `client/col_{NAME}.crt` and `cert_chain.crt`.
-Every entry name is checked before anything is read (no absolute paths, no `..`, no links).
+The entries' prefix (`col`) is a parameter: the Workflow API's nodes use `envoy` and `experimenter`
+(see nodes.py). Every entry name is checked before anything is read (no absolute paths, no `..`, no links).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from openfl_cli.utils.names import check_collaborator_name
 
 CHAIN_ENTRY = "cert_chain.crt"
 MAX_ENTRY_BYTES = 1 << 20
-_REQUEST_ENTRY = re.compile(r"col_(.+)\.csr")
-_CERT_ENTRY = re.compile(r"(?:client/)?col_(.+)\.crt")
+COLLABORATOR_PREFIX = "col"
 _SECRET_SUFFIXES = (".key", ".pem", ".p12", ".pfx")
 
 
@@ -40,34 +40,43 @@ class SignedPackage:
     chain_pem: bytes
 
 
-def write_request_package(archive: Path, name: str, request: x509.CertificateSigningRequest) -> Path:
-    return write_archive(archive, [(f"col_{check_collaborator_name(name)}.csr", keys.pem_bytes(request))])
+def write_request_package(
+    archive: Path, name: str, request: x509.CertificateSigningRequest, prefix: str = COLLABORATOR_PREFIX
+) -> Path:
+    entry = f"{prefix}_{check_collaborator_name(name)}.csr"
+    return write_archive(archive, [(entry, keys.pem_bytes(request))])
 
 
 def write_signed_package(
-    archive: Path, name: str, certificate: x509.Certificate, chain: list[x509.Certificate]
+    archive: Path,
+    name: str,
+    certificate: x509.Certificate,
+    chain: list[x509.Certificate],
+    prefix: str = COLLABORATOR_PREFIX,
 ) -> Path:
     entries: list[tuple[str, Path | bytes]] = [
-        (f"client/col_{check_collaborator_name(name)}.crt", keys.pem_bytes(certificate)),
+        (f"client/{prefix}_{check_collaborator_name(name)}.crt", keys.pem_bytes(certificate)),
         (CHAIN_ENTRY, keys.pem_bytes(*chain)),
     ]
     return write_archive(archive, entries)
 
 
-def read_request_package(archive: str | Path) -> RequestPackage:
-    """The collaborator's name and its request, from a request package."""
+def read_request_package(archive: str | Path, prefix: str = COLLABORATOR_PREFIX) -> RequestPackage:
+    """The requesting node's name and its request, from a request package (entry `{prefix}_NAME.csr`)."""
     archive = Path(archive)
-    files = _file_entries(archive)
+    files = package_entries(archive)
     secrets = [entry for entry in files if entry.lower().endswith(_SECRET_SUFFIXES)]
     if secrets:
         raise CertificateError(
             f"{archive}: holds {secrets[0]!r}, which may be a private key; a request package must carry only "
-            "the request: generate a new key and request on the collaborator node"
+            "the request: generate a new key and request on the requesting node"
         )
-    matches = [(entry, _REQUEST_ENTRY.fullmatch(entry)) for entry in files]
-    found = [(entry, match.group(1)) for entry, match in matches if match]
+    pattern = re.compile(rf"{re.escape(prefix)}_(.+)\.csr")
+    found = [(entry, match.group(1)) for entry in files if (match := pattern.fullmatch(entry))]
     if len(found) != 1:
-        raise UsageError(f"{archive}: expected exactly one entry 'col_NAME.csr', found {files or 'none'}")
+        raise UsageError(
+            f"{archive}: expected exactly one entry '{prefix}_NAME.csr', found {files or 'none'}"
+        )
     entry, name = found[0]
     check_collaborator_name(name)
     request = keys.parse_request(read_member(archive, entry, MAX_ENTRY_BYTES), f"{archive}:{entry}")
@@ -79,14 +88,16 @@ def read_request_package(archive: str | Path) -> RequestPackage:
     return RequestPackage(name, request)
 
 
-def read_signed_package(archive: str | Path) -> SignedPackage:
-    """The certificate and chain of a signed package (not yet verified: see signing.import_certificate)."""
+def read_signed_package(archive: str | Path, prefix: str = COLLABORATOR_PREFIX) -> SignedPackage:
+    """The certificate (`client/{prefix}_NAME.crt`) and chain of a signed package (not yet verified: see
+    signing.install_certificate)."""
     archive = Path(archive)
-    files = _file_entries(archive)
-    found = [(entry, match.group(1)) for entry in files if (match := _CERT_ENTRY.fullmatch(entry))]
+    files = package_entries(archive)
+    pattern = re.compile(rf"(?:client/)?{re.escape(prefix)}_(.+)\.crt")
+    found = [(entry, match.group(1)) for entry in files if (match := pattern.fullmatch(entry))]
     if len(found) != 1 or CHAIN_ENTRY not in files:
         raise UsageError(
-            f"{archive}: expected the entries 'client/col_NAME.crt' and '{CHAIN_ENTRY}', "
+            f"{archive}: expected the entries 'client/{prefix}_NAME.crt' and '{CHAIN_ENTRY}', "
             f"found {files or 'none'}"
         )
     entry, name = found[0]
@@ -97,7 +108,7 @@ def read_signed_package(archive: str | Path) -> SignedPackage:
     return SignedPackage(name, certificate, chain, chain_pem)
 
 
-def _file_entries(archive: Path) -> list[str]:
+def package_entries(archive: Path) -> list[str]:
     """Names of the file entries, after refusing any entry that could land outside a folder."""
     if not archive.is_file():
         raise UsageError(f"{archive}: package not found")

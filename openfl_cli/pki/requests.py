@@ -37,19 +37,21 @@ def new_request(common_name: str) -> tuple[keys.PrivateKey, x509.CertificateSign
 def aggregator_request(workspace: str | Path, fqdn: str, *, force: bool = False) -> RequestCreated:
     """`cert/server/agg_{FQDN}.csr` and `.key`."""
     stem = aggregator_stem(workspace, check_fqdn(fqdn))
-    return _write_request(stem, fqdn, force)
+    return write_request(stem, fqdn, force=force)
 
 
 def collaborator_request(workspace: str | Path, name: str, *, force: bool = False) -> RequestCreated:
     """`cert/client/col_{NAME}.csr` and `.key`, and `col_{NAME}_to_agg_cert_request.zip` (no key)."""
     stem = collaborator_stem(workspace, check_collaborator_name(name))
-    created = _write_request(stem, name, force)
+    created = write_request(stem, name, force=force)
     request = keys.load_request(created.request_path)
     package = write_request_package(request_package_path(workspace, name), name, request)
     return RequestCreated(name, created.request_path, created.key_path, created.hash, package)
 
 
-def _write_request(stem: Path, common_name: str, force: bool) -> RequestCreated:
+def write_request(stem: Path, common_name: str, *, force: bool = False) -> RequestCreated:
+    """A new key (`stem.key`, 0600) and its request (`stem.csr`) for `common_name`; with `force`, replace
+    an existing pair and drop the certificate of the old key."""
     key_path, request_path = with_suffix(stem, ".key"), with_suffix(stem, ".csr")
     if key_path.exists() and not force:
         raise UsageError(

@@ -1,4 +1,8 @@
-"""Signing requests on the authority's node, and importing the signed certificate on a collaborator's."""
+"""Signing requests on the authority's node, and importing the signed certificate on a collaborator's.
+
+`certify_server` and `install_certificate` are the steps without the TaskRunner's names and places; the
+Workflow API's nodes (nodes.py) use them too.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from openfl_cli.errors import UsageError
 from openfl_cli.pki import keys
-from openfl_cli.pki.ca import NODE_DAYS, issue, load_authority
+from openfl_cli.pki.ca import AGGREGATOR_AUTHORITY_HINT, NODE_DAYS, issue, load_authority, role_of
 from openfl_cli.pki.errors import CertificateError
 from openfl_cli.pki.layout import (
     aggregator_stem,
@@ -19,7 +23,12 @@ from openfl_cli.pki.layout import (
     signed_package_path,
     with_suffix,
 )
-from openfl_cli.pki.packages import read_request_package, read_signed_package, write_signed_package
+from openfl_cli.pki.packages import (
+    SignedPackage,
+    read_request_package,
+    read_signed_package,
+    write_signed_package,
+)
 from openfl_cli.pki.roster import add_collaborator
 from openfl_cli.pki.verify import verify_chain
 from openfl_cli.utils.fs import atomic_write_bytes
@@ -69,19 +78,44 @@ def certify_aggregator(
     confirm: Confirm | None = None,
 ) -> Signed:
     """Sign `cert/server/agg_{FQDN}.csr` into `agg_{FQDN}.crt` (serverAuth, a SAN for the name)."""
-    stem = aggregator_stem(workspace, check_fqdn(fqdn))
+    return certify_server(
+        workspace,
+        aggregator_stem(workspace, check_fqdn(fqdn)),
+        fqdn,
+        role="aggregator",
+        request_hint=f"fx aggregator generate-cert-request --fqdn {fqdn}",
+        days=days,
+        expected_hash=expected_hash,
+        confirm=confirm,
+    )
+
+
+def certify_server(
+    folder: str | Path,
+    stem: Path,
+    fqdn: str,
+    *,
+    role: str,
+    request_hint: str,
+    unit: str | None = None,
+    authority_hint: str = AGGREGATOR_AUTHORITY_HINT,
+    days: int = NODE_DAYS,
+    expected_hash: str | None = None,
+    confirm: Confirm | None = None,
+) -> Signed:
+    """Sign the authority node's own request `stem.csr` into `stem.crt`: a server certificate for `fqdn`
+    (serverAuth, a SAN for it), with `unit` as its role when given. `request_hint` is the command that
+    makes a missing request, `authority_hint` says how to make a missing authority."""
     request_path = with_suffix(stem, ".csr")
     if not request_path.is_file():
-        raise UsageError(
-            f"{request_path} not found; run `fx aggregator generate-cert-request --fqdn {fqdn}` first"
-        )
+        raise UsageError(f"{request_path} not found; run `{request_hint}` first")
     request = keys.load_request(request_path)
     if keys.common_name(request.subject) != fqdn:
         raise CertificateError(f"{request_path}: its common name is not {fqdn!r}")
     digest = keys.request_hash(request)
     check_request_hash(digest, expected_hash, confirm, str(request_path))
-    authority = load_authority(workspace)
-    certificate = issue(authority, request, name=fqdn, role="aggregator", days=days)
+    authority = load_authority(folder, hint=authority_hint)
+    certificate = issue(authority, request, name=fqdn, role=role, days=days, server=True, unit=unit)
     target = with_suffix(stem, ".crt")
     keys.write_pem(target, certificate)
     return Signed(fqdn, digest, target)
@@ -122,30 +156,62 @@ def import_certificate(workspace: str | Path, signed_package: str | Path) -> Imp
     """
     workspace = Path(workspace)
     package = read_signed_package(signed_package)
-    source = str(signed_package)
-    stem = collaborator_stem(workspace, package.name)
+    return install_certificate(
+        package,
+        str(signed_package),
+        collaborator_stem(workspace, package.name),
+        chain_path(workspace),
+        what="collaborator",
+        place="workspace",
+        key_hint=f"fx collaborator generate-cert-request -n {package.name}",
+    )
+
+
+def install_certificate(
+    package: SignedPackage,
+    source: str,
+    stem: Path,
+    trusted: Path,
+    *,
+    what: str,
+    place: str,
+    key_hint: str,
+    unit: str | None = None,
+) -> Imported:
+    """Install `package`'s client certificate as `stem.crt`, and its chain as `trusted` unless a chain is
+    trusted there already, after checking that `stem.key` exists and the certificate is for it, its
+    common name is the package's name, its role is `unit` (when given) and it chains to the chain.
+
+    `what` names the node ("collaborator") and `place` its folder ("workspace") in the messages;
+    `key_hint` is the command that makes the missing key.
+    """
     key_path = with_suffix(stem, ".key")
     if not key_path.is_file():
         raise UsageError(
-            f"{source}: is for collaborator {package.name!r}, but this workspace has no key {key_path}; "
-            f"run `fx collaborator generate-cert-request -n {package.name}` here first"
+            f"{source}: is for {what} {package.name!r}, but this {place} has no key {key_path}; "
+            f"run `{key_hint}` here first"
         )
     cn = keys.common_name(package.certificate.subject)
     if cn != package.name:
         raise CertificateError(f"{source}: the certificate's common name {cn!r} is not {package.name!r}")
+    role = role_of(package.certificate.subject)
+    if unit is not None and role != unit:
+        raise CertificateError(
+            f"{source}: the certificate's role (organizational unit) is {role!r}, not {unit!r}; "
+            "not importing it"
+        )
     key = keys.load_private_key(key_path)
     if keys.public_key_der(package.certificate.public_key()) != keys.public_key_der(key.public_key()):
         raise CertificateError(
             f"{source}: the certificate was not issued for this node's key {key_path} "
             "(it belongs to another request); not importing it"
         )
-    trusted = chain_path(workspace)
     chain = package.chain
     if trusted.is_file():
         chain = keys.load_chain(trusted)
         if keys.pem_bytes(*chain) != keys.pem_bytes(*package.chain):
             raise CertificateError(
-                f"{source}: its certificate chain differs from the one this workspace already trusts "
+                f"{source}: its certificate chain differs from the one this {place} already trusts "
                 f"({trusted}); "
                 "a package from another authority is refused (delete that file only if the federation's "
                 "authority was really replaced)"

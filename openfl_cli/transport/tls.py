@@ -100,7 +100,19 @@ def peer_common_name(context: grpc.ServicerContext) -> str | None:
     return _common_name_of(bytes(pem[0])) if pem else None
 
 
+def peer_unit(context: grpc.ServicerContext) -> str | None:
+    """The organizational unit of the peer's verified certificate (the role our authority wrote into
+    it: "envoy", "experimenter"), or None without a certificate or without exactly one unit."""
+    auth = cast("Mapping[str, Sequence[bytes]]", context.auth_context() or {})
+    pem = auth.get(PEM_CERT_PROPERTY) or []
+    return _subject_value(bytes(pem[0]), "unit") if pem else None
+
+
 def _common_name_of(pem: bytes) -> str | None:
+    return _subject_value(pem, "common name")
+
+
+def _subject_value(pem: bytes, which: str) -> str | None:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
@@ -108,7 +120,8 @@ def _common_name_of(pem: bytes) -> str | None:
         certificate = x509.load_pem_x509_certificate(pem)
     except ValueError:
         return None  # unreadable: the caller refuses a peer without a name
-    values = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    oid = NameOID.COMMON_NAME if which == "common name" else NameOID.ORGANIZATIONAL_UNIT_NAME
+    values = certificate.subject.get_attributes_for_oid(oid)
     if len(values) != 1:
         return None
     value = values[0].value

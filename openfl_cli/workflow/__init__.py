@@ -3,6 +3,7 @@ aggregator or on the collaborators, run by a runtime."""
 
 from openfl_cli.workflow.aggregation import fedavg
 from openfl_cli.workflow.checkpoint_reader import CheckpointedModels, best_and_last
+from openfl_cli.workflow.federated_runtime import FederatedRuntime
 from openfl_cli.workflow.flow_graph import FlowGraph
 from openfl_cli.workflow.flspec import FLSpec
 from openfl_cli.workflow.participants import Aggregator, Collaborator
@@ -14,6 +15,7 @@ __all__ = [
     "CheckpointedModels",
     "Collaborator",
     "FLSpec",
+    "FederatedRuntime",
     "FlowGraph",
     "LocalRuntime",
     "aggregator",

@@ -6,7 +6,7 @@ import io
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
@@ -73,3 +73,52 @@ def captured(participant: str, step: str, live: bool = True) -> Iterator[list[St
         out.flush()
         err.flush()
         result.append(StepOutput(participant, step, out.kept.getvalue(), err.kept.getvalue(), seconds, began))
+
+
+class LineForwarder(io.TextIOBase):
+    """A text stream that echoes to `echo` and hands each complete line to `on_line` (the services'
+    way to send a step's output to the user as it is printed)."""
+
+    def __init__(self, echo: TextIO | None, on_line: Callable[[str], None]) -> None:
+        self._echo = echo
+        self._on_line = on_line
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if self._echo is not None:
+                self._echo.write(text)
+            lines = (self._pending + text).split("\n")
+            self._pending = lines.pop()
+            for line in lines:
+                self._on_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._echo is not None:
+                self._echo.flush()
+            if self._pending:
+                self._on_line(self._pending)
+                self._pending = ""
+
+
+@contextmanager
+def forwarded_output(
+    on_stdout: Callable[[str], None], on_stderr: Callable[[str], None], echo: bool = True
+) -> Iterator[None]:
+    """While the block runs, this process's stdout and stderr lines also go to the callbacks."""
+    saved = sys.stdout, sys.stderr
+    out = LineForwarder(saved[0] if echo else None, on_stdout)
+    err = LineForwarder(saved[1] if echo else None, on_stderr)
+    sys.stdout, sys.stderr = out, err
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        out.flush()
+        err.flush()
