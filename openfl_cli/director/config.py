@@ -52,7 +52,7 @@ def load_director_config(path: str | Path) -> DirectorConfig:
         listen_port=port,
         health_period=_seconds(settings, "envoy_health_check_period", 5.0, where),
         review_timeout=_seconds(settings, "review_timeout", 24 * 3600.0, where),
-        aggregator=private_attributes_spec(document.get("aggregator"), f"{where}: aggregator", path.parent),
+        aggregator=private_attributes_spec(document.get("aggregator"), where, "aggregator", path.parent),
     )
 
 

@@ -31,7 +31,7 @@ from openfl_cli.workflow.participants import Participant
 
 log = logging.getLogger(__name__)
 _STOP = ""
-KEPT_RESULTS = 4  # the final states of the last experiments stay for their users to fetch
+KEPT_RESULTS = 2  # the final states of the last experiments stay for their users to fetch
 
 
 class Director:
@@ -67,10 +67,12 @@ class Director:
         with record.changed:
             if envoy in record.decisions:
                 raise Refused(RefusalCode.DUPLICATE, f"{envoy} already decided on experiment {record.id}")
+            verdict = (
+                "accepted" if decision.accepted else f"rejected it: {decision.reason or 'no reason given'}"
+            )
+            record.say(f"envoy {envoy} {verdict}")  # under the lock: before the review's outcome is told
             record.decisions[envoy] = decision
             record.changed.notify_all()
-        verdict = "accepted" if decision.accepted else f"rejected it: {decision.reason or 'no reason given'}"
-        record.say(f"envoy {envoy} {verdict}")
         log.info("experiment %s: envoy %s %s", record.id, envoy, verdict)
 
     def chain_state(self, envoy: str, experiment: str, task: str) -> OutgoingState:

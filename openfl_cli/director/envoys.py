@@ -126,7 +126,10 @@ class EnvoyRegistry:
                         for name, silent in lost:
                             log.warning("envoy %s is offline (no health report for %.0f s)", name, silent)
                             for listener in self._listeners:
-                                listener(name, silent)
+                                try:
+                                    listener(name, silent)
+                                except Exception:  # one broken listener must not end the monitor
+                                    log.exception("an offline listener failed for envoy %s", name)
                     finally:
                         self._changed.acquire()
                     continue

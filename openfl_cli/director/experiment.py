@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from openfl_cli.workflow.experiment import ExperimentPackage
 
 
+# a watcher that went away is noticed when the next event is sent: one goes at least this often
+HEARTBEAT_SECONDS = 15.0
+_HEARTBEAT = dpb.ExperimentEvent(status="")
+
+
 class ExperimentFailed(FxError):
     """The experiment cannot go on: an envoy rejected it, went offline, or a step failed."""
 
@@ -80,9 +85,10 @@ class ExperimentRecord:
         index = 0
         while True:
             with self.changed:
-                while index >= len(self.events):
-                    self.changed.wait()
-                batch = self.events[index:]
+                quiet_until = time.monotonic() + HEARTBEAT_SECONDS
+                while index >= len(self.events) and (left := quiet_until - time.monotonic()) > 0:
+                    self.changed.wait(left)
+                batch = self.events[index:] or [_HEARTBEAT]
                 index = len(self.events)
             for event in batch:
                 yield event
@@ -102,7 +108,12 @@ class ExperimentRecord:
 
     def envoy_lost(self, envoy: str, silent: float) -> None:
         with self.changed:
-            if envoy in self.collaborators and self.finished is None:
+            # a queued experiment has not met its envoys yet: it checks who is online when it starts
+            if (
+                envoy in self.collaborators
+                and self.finished is None
+                and self.status in ("reviewing", "running")
+            ):
                 self.lost[envoy] = silent
                 for task in self.tasks.values():
                     if task.envoy == envoy and not task.done:

@@ -93,8 +93,13 @@ class EnvoyBackend:
         del payload, arrays
         try:
             for task in tasks:
-                record.wait_until(lambda task=task: task.done, f"while {task.envoy} ran step {step}")  # type: ignore[misc]
-                yield self._result(task, sink)
+                # any envoy's failure ends the wait at once, not only the awaited one's
+                record.wait_until(
+                    lambda task=task: task.done or any(_failed(t) for t in tasks),  # type: ignore[misc]
+                    f"while {task.envoy} ran step {step}",
+                )
+                failed = next((t for t in tasks if _failed(t)), None)
+                yield self._result(failed or task, sink)
         finally:
             with record.changed:
                 for task in tasks:
@@ -105,19 +110,29 @@ class EnvoyBackend:
             raise ExperimentFailed(task.error)
         assert task.result is not None
         header = task.result.header.result
-        decoded = load_state(task.result.payload, task.result.arrays, self._module)
-        task.result = None  # the decoded state holds the arrays now
-        state, snapshot_values = chain_payload(decoded, len(header.snapshots), task.envoy)
+        failure = f"collaborator {task.envoy} failed in step {task.step}: {header.error}"
+        try:
+            decoded = load_state(task.result.payload, task.result.arrays, self._module)
+            task.result = None  # the decoded state holds the arrays now
+            state, snapshot_values = chain_payload(decoded, len(header.snapshots), task.envoy)
+        except FxError:
+            if not header.ok:  # the envoy's own error says more than a malformed report of it
+                raise ExperimentFailed(failure) from None
+            raise
         if sink is not None:
             for info, values in zip(header.snapshots, snapshot_values, strict=True):
                 sink(snapshot_from_info(info, values, task.envoy))
         if not header.ok:
-            raise ExperimentFailed(f"collaborator {task.envoy} failed in step {task.step}: {header.error}")
+            raise ExperimentFailed(failure)
         outputs = [output_from_proto(output, task.envoy) for output in header.outputs]
         return ChainResult(task.envoy, state, transition_from_proto(header.transition), outputs)
 
     def close(self) -> None:
         """Nothing to release: the envoys unload the experiment when it ends."""
+
+
+def _failed(task: ChainTaskRecord) -> bool:
+    return task.error is not None or (task.result is not None and not task.result.header.result.ok)
 
 
 class DirectorRuntime(LocalRuntime):

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from openfl_cli.errors import PlanError
-from openfl_cli.plan.files import unknown_key_message
 from openfl_cli.workflow.service_config import PrivateAttributesSpec, private_attributes_spec, read_config
 
 POLICIES = ("accept", "review")
-KEYS = {"private_attributes", "callable_func", "plan_review"}
 
 
 @dataclass(frozen=True)
@@ -38,13 +36,10 @@ def load_envoy_config(path: str | Path, name: str) -> EnvoyConfig:
     section = document[name] or {}
     if not isinstance(section, dict):
         raise PlanError(where, name, f"expected a mapping, got {type(section).__name__}")
-    for key in section:
-        if key not in KEYS:
-            raise PlanError(where, f"{name}.{key}", unknown_key_message(str(key), KEYS))
     policy = section.get("plan_review", "accept")
     if policy not in POLICIES:
         raise PlanError(
             where, f"{name}.plan_review", f"expected one of {', '.join(POLICIES)}, got {policy!r}"
         )
-    private = private_attributes_spec(section, f"{where}: {name}", path.parent)
+    private = private_attributes_spec(section, where, name, path.parent, frozenset({"plan_review"}))
     return EnvoyConfig(path, name, private, str(policy))

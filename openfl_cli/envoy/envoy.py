@@ -21,6 +21,7 @@ from openfl_cli.envoy.reviews import AdminSocket, ReviewBoard, socket_path
 from openfl_cli.errors import FxError
 from openfl_cli.proto import director_pb2 as dpb
 from openfl_cli.transport.director.client import EnvoyClient
+from openfl_cli.transport.messages import AggregatorRefused
 from openfl_cli.workflow.capture import forwarded_output
 from openfl_cli.workflow.engine import run_collaborator_chain
 from openfl_cli.workflow.experiment import load_experiment, read_package, unload_experiment
@@ -97,15 +98,21 @@ class Envoy:
         try:
             while not self._stop.is_set():
                 item = self._client.wait_work(POLL_SECONDS)
-                kind = item.WhichOneof("kind")
-                if kind == "review":
-                    self._review(item.review)
-                elif kind == "chain":
-                    self._chain(item.chain)
-                elif kind == "ended":
-                    self._ended(item.ended)
+                try:
+                    self._handle(item)
+                except AggregatorRefused as refused:  # e.g. the experiment already failed elsewhere
+                    log.warning("the director refused: %s", refused)
         finally:
             admin.stop()
+
+    def _handle(self, item: dpb.WorkItem) -> None:
+        kind = item.WhichOneof("kind")
+        if kind == "review":
+            self._review(item.review)
+        elif kind == "chain":
+            self._chain(item.chain)
+        elif kind == "ended":
+            self._ended(item.ended)
 
     def _report(self, period: float) -> None:
         while not self._stop.wait(period):  # the report's own schedule, not a poll for work

@@ -78,7 +78,7 @@ class ReviewBoard:
                 self._finish(pending, True, "accepted by policy")
             return
         with self._lock:
-            self._pending[package.hash] = pending
+            self._pending[review.experiment] = pending
         log.warning(
             "experiment %s from %s awaits review: hash %s; files %s in %s; requirements: %s%s",
             review.experiment,
@@ -98,18 +98,22 @@ class ReviewBoard:
         )
 
     def decide(self, prefix: str, accepted: bool, reason: str) -> PendingReview:
+        """Decide on the code with this hash (or its first 8+ digits): every experiment waiting with it."""
         with self._lock:
             found = [
-                p for h, p in self._pending.items() if len(prefix) >= MIN_PREFIX and h.startswith(prefix)
+                p
+                for p in self._pending.values()
+                if len(prefix) >= MIN_PREFIX and p.package.hash.startswith(prefix)
             ]
-            if len(found) != 1:
-                waiting = ", ".join(h[:12] for h in self._pending) or "none"
+            if len({p.package.hash for p in found}) != 1:
+                waiting = ", ".join(sorted({p.package.hash[:12] for p in self._pending.values()})) or "none"
                 what = "matches no" if not found else "matches more than one"
                 raise UsageError(f"hash {prefix!r} {what} experiment awaiting review (waiting: {waiting})")
-            pending = found[0]
-            del self._pending[pending.package.hash]
-        self._finish(pending, accepted, reason or ("accepted by the admin" if accepted else ""))
-        return pending
+            for pending in found:
+                del self._pending[pending.review.experiment]
+        for pending in found:
+            self._finish(pending, accepted, reason or ("accepted by the admin" if accepted else ""))
+        return found[-1]
 
     def pending(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -123,8 +127,7 @@ class ReviewBoard:
     def forget(self, experiment: str) -> None:
         with self._lock:
             self._accepted.pop(experiment, None)
-            for key in [h for h, p in self._pending.items() if p.review.experiment == experiment]:
-                del self._pending[key]
+            self._pending.pop(experiment, None)
 
     def _finish(self, pending: PendingReview, accepted: bool, reason: str) -> None:
         if accepted:
@@ -162,12 +165,20 @@ class AdminSocket:
         self._server: socket.socket | None = None
 
     def start(self) -> None:
+        if _answers(self.path):
+            raise UsageError(f"{self.path}: an envoy of that name already runs in this folder")
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()  # a previous envoy's, which is gone: a live one would hold the lock file
+            self.path.unlink()  # a previous envoy's, which is gone (nothing answered there)
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_mask = os.umask(0o177)
         try:
             server.bind(str(self.path))
+        except OSError as error:
+            server.close()
+            raise UsageError(
+                f"{self.path}: cannot open the envoy's admin socket ({error}; a socket path may be at most"
+                " 107 bytes long): start the envoy in a folder with a shorter path"
+            ) from None
         finally:
             os.umask(old_mask)
         server.listen(4)
@@ -210,6 +221,19 @@ class AdminSocket:
         except FxError as error:
             return {"error": str(error)}
         return {"error": f"unknown request {request.get('op')!r}"}
+
+
+def _answers(path: Path) -> bool:
+    """Whether a live process listens on the socket at `path`."""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def _read_line(connection: socket.socket) -> Any:

@@ -185,7 +185,7 @@ def _follow(client: ExperimenterClient, experiment: str) -> str | None:
         if kind == "output":
             stream = sys.stderr if event.output.stderr else sys.stdout
             print(event.output.text, file=stream, flush=True)
-        elif kind == "status":
+        elif kind == "status" and event.status:  # an empty one only says the stream is alive
             print(f"[director] {event.status}", flush=True)
         elif kind == "finished":
             return None if event.finished.ok else event.finished.error or "unknown error"

@@ -132,8 +132,21 @@ class _StatePickler(pickle.Pickler):
         return key
 
 
-class _StateUnpickler(pickle.Unpickler):
-    """Admits the allowlist and rebuilds what `_StatePickler` took out, each reference checked."""
+def _load_build_checked(unpickler: Any) -> None:
+    """BUILD sets state on the object below it: refused on a class, which would change an admitted
+    class (its methods, for every later use in this process) rather than build an instance."""
+    if len(unpickler.stack) >= 2 and isinstance(unpickler.stack[-2], type):
+        raise WireRefused(f"the payload sets attributes on the class {unpickler.stack[-2].__qualname__}")
+    pickle._Unpickler.load_build(unpickler)  # type: ignore[attr-defined]
+
+
+class _StateUnpickler(pickle._Unpickler):
+    """Admits the allowlist and rebuilds what `_StatePickler` took out, each reference checked.
+
+    The pure-Python unpickler, whose opcodes can be checked one by one (C's has no hook on BUILD):
+    payloads are small, since every array travels beside them, so its speed does not matter here."""
+
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: _load_build_checked}
 
     def __init__(
         self, file: BinaryIO, arrays: Mapping[str, np.ndarray], experiment: types.ModuleType | None

@@ -320,12 +320,6 @@ def test_arrays_that_are_not_plain_memory_are_refused() -> None:
             load_state(payload, arrays)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: the C unpickler offers no hook on BUILD, so a payload can set attributes on an "
-    "admitted pure-Python class (fractions.Fraction, pathlib.PosixPath, experiment classes) in the "
-    "receiver's process; no code runs, but the class is changed for every later use",
-)
 def test_a_payload_cannot_set_attributes_on_an_admitted_class() -> None:
     # {"x": fractions.Fraction}, then BUILD on the class itself with the slot state {"poisoned": 7}
     payload = b"\x80\x05}\x8c\x01xcfractions\nFraction\nN}\x8c\x08poisonedK\x07s\x86bs."
