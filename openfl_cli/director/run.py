@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
+import statistics
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -59,6 +61,8 @@ class EnvoyBackend:
         self._module = module
         self._push = push
         self._numbers = itertools.count(1)
+        # per foreach: its wall time less the slowest chain's own code (transfers, encoding, queues)
+        self.outside_seconds: list[float] = []
 
     def setup(self, collaborators: Sequence[Collaborator]) -> None:
         """Nothing to build here: each envoy builds its own private attributes."""
@@ -73,6 +77,7 @@ class EnvoyBackend:
         sink: SnapshotSink | None = None,
     ) -> Iterator[ChainResult]:
         record = self._record
+        dispatched = time.perf_counter()
         payload, arrays = dump_state(state, [self._module.__name__])  # once for all the envoys
         tasks: list[ChainTaskRecord] = []
         for name in names:
@@ -91,6 +96,7 @@ class EnvoyBackend:
             tasks.append(task)
             self._push(name, dpb.WorkItem(chain=chain))
         del payload, arrays
+        compute = 0.0
         try:
             for task in tasks:
                 # any envoy's failure ends the wait at once, not only the awaited one's
@@ -99,7 +105,10 @@ class EnvoyBackend:
                     f"while {task.envoy} ran step {step}",
                 )
                 failed = next((t for t in tasks if _failed(t)), None)
-                yield self._result(failed or task, sink)
+                result = self._result(failed or task, sink)
+                compute = max(compute, sum(output.seconds for output in result.outputs))
+                yield result
+            self.outside_seconds.append(time.perf_counter() - dispatched - compute)
         finally:
             with record.changed:
                 for task in tasks:
@@ -166,6 +175,7 @@ def run_experiment(
 ) -> None:
     """Review, run and finish `record`; whatever happens, its last event says how it ended."""
     module_name = experiment_module_name(record.package.hash)
+    began = time.monotonic()
     try:
         review()
         record.status = "running"
@@ -181,10 +191,20 @@ def run_experiment(
         record.initial.arrays = {}
         flow = new_flow(flow_class, state)
         flow._fx_checkpoint = record.checkpoint
-        runtime = DirectorRuntime(aggregator, record.collaborators, EnvoyBackend(record, module, push))
+        backend = EnvoyBackend(record, module, push)
+        runtime = DirectorRuntime(aggregator, record.collaborators, backend)
         flow.runtime = runtime
+        record.say(
+            f"started in {time.monotonic() - began:.2f} s (review, the code loaded, the state decoded)"
+        )
         with forwarded_output(record.line, lambda text: record.line(text, stderr=True)):
             flow.run()
+        outside = backend.outside_seconds
+        if outside:
+            record.say(
+                f"{len(outside)} rounds at the envoys, {statistics.mean(outside):.2f} s each outside the"
+                " collaborators' steps (sending and receiving the state, encoding it, queues)"
+            )
         if runtime.checkpoint is not None:
             saved = runtime.checkpoint
             record.say(

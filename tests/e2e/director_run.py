@@ -170,6 +170,7 @@ class Services:
         cert_of: str | None = None,
         wait: bool = True,
         timeout: float = 60.0,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen:
         folder = self.folder(name)
         (folder / "private_attributes.py").write_text(PRIVATE_ATTRIBUTES)
@@ -204,6 +205,7 @@ class Services:
             ],
             folder,
             log,
+            env=env,
         )
         self.processes[name] = process
         if wait:
