@@ -8,12 +8,10 @@ the files. The PKI is imported inside the command bodies: `fx --help` must not l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:  # never imported at run time
-    from openfl_cli.pki.signing import Confirm
+from openfl_cli.cli.options import confirm_hash, days_option, fqdn_option, resolved_fqdn
 
 _folder_option = click.option(
     "--folder",
@@ -22,41 +20,12 @@ _folder_option = click.option(
     show_default=True,
     help="This node's folder (its cert/ folder and packages live there).",
 )
-_days_option = click.option(
-    "--days",
-    type=click.IntRange(1, 36500),
-    default=365,
-    show_default=True,
-    help="Validity of the certificate.",
-)
 _silent_option = click.option("-s", "--silent", is_flag=True, help="Do not ask to confirm the hash.")
 _force_option = click.option("--force", is_flag=True, help="Replace an existing key and request.")
-_fqdn_option = click.option(
-    "--fqdn",
-    default=None,
-    help="The director's FQDN or IP address [default: $FQDN, else this machine's FQDN].",
-)
 
 
 def _absolute(folder: Path) -> Path:
     return folder.expanduser().absolute()
-
-
-def _fqdn(fqdn: str | None) -> str:
-    from openfl_cli.utils.names import check_fqdn, machine_fqdn
-
-    return check_fqdn(fqdn or machine_fqdn())
-
-
-def _confirm(silent: bool, who: str) -> Confirm | None:
-    if silent:
-        return None
-
-    def ask(digest: str) -> bool:
-        click.echo(f"The request's hash (SHA-384) is {digest}")
-        return click.confirm(f"Does it match the hash printed on {who}?", default=False)
-
-    return ask
 
 
 # --- the director ---------------------------------------------------------------------------------------
@@ -86,28 +55,28 @@ def director_create_ca(folder: Path, force: bool, days: int) -> None:
 
 @click.command("generate-cert-request")
 @_folder_option
-@_fqdn_option
+@fqdn_option("director")
 @_force_option
 def director_generate_cert_request(folder: Path, fqdn: str | None, force: bool) -> None:
     """Create the director's key and certificate request."""
     from openfl_cli.pki.nodes import director_request
 
-    created = director_request(_absolute(folder), _fqdn(fqdn), force=force)
+    created = director_request(_absolute(folder), resolved_fqdn(fqdn), force=force)
     click.echo(f"Wrote {created.request_path} and {created.key_path}")
     click.echo(f"The CSR hash (SHA-384) for {created.request_path.name} is {created.hash}")
 
 
 @click.command("certify")
 @_folder_option
-@_fqdn_option
+@fqdn_option("director")
 @_silent_option
-@_days_option
+@days_option
 def director_certify(folder: Path, fqdn: str | None, silent: bool, days: int) -> None:
     """Sign the director's own certificate request."""
     from openfl_cli.pki.nodes import certify_director
 
     signed = certify_director(
-        _absolute(folder), _fqdn(fqdn), days=days, confirm=_confirm(silent, "this node")
+        _absolute(folder), resolved_fqdn(fqdn), days=days, confirm=confirm_hash(silent, "this node")
     )
     click.echo(f"Signed the director certificate {signed.certificate}")
 
@@ -167,7 +136,7 @@ def _certify(kind: str) -> click.Command:
         "--request-hash", default=None, help=f"The hash the {kind} printed: compare without asking."
     )
     @_silent_option
-    @_days_option
+    @days_option
     def command(
         folder: Path,
         request_pkg: Path | None,
@@ -197,7 +166,7 @@ def _certify(kind: str) -> click.Command:
             request_pkg,
             kind,
             expected_hash=request_hash,
-            confirm=_confirm(silent, f"the {kind}'s node"),
+            confirm=confirm_hash(silent, f"the {kind}'s node"),
             days=days,
         )
         if silent or request_hash:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import click
+
+if TYPE_CHECKING:  # never imported at run time: `fx --help` must not load the PKI
+    from openfl_cli.pki.signing import Confirm
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 plan_option = click.option(
     "-p",
@@ -43,3 +51,41 @@ collaborator_name_option = click.option(
     metavar="NAME",
     help="The collaborator's name (its certificate's common name): letters, digits, '-', '_' and '.'.",
 )
+
+
+# -- certificates ----------------------------------------------------------------------------------------
+
+days_option = click.option(
+    "--days",
+    type=click.IntRange(1, 36500),
+    default=365,
+    show_default=True,
+    help="Validity of the certificate.",
+)
+
+
+def fqdn_option(who: str) -> Callable[[F], F]:
+    return click.option(
+        "--fqdn",
+        default=None,
+        help=f"The {who}'s FQDN or IP address [default: $FQDN, else this machine's FQDN].",
+    )
+
+
+def resolved_fqdn(fqdn: str | None) -> str:
+    """`fqdn`, or this machine's, checked."""
+    from openfl_cli.utils.names import check_fqdn, machine_fqdn
+
+    return check_fqdn(fqdn or machine_fqdn())
+
+
+def confirm_hash(silent: bool, who: str) -> Confirm | None:
+    """Unless `silent`: show a request's hash and ask whether it matches the one printed on `who`."""
+    if silent:
+        return None
+
+    def ask(digest: str) -> bool:
+        click.echo(f"The request's hash (SHA-384) is {digest}")
+        return click.confirm(f"Does it match the hash printed on {who}?", default=False)
+
+    return ask

@@ -4,51 +4,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from openfl_cli.cli.options import collaborator_name_option
-
-if TYPE_CHECKING:  # never imported at run time: `fx --help` must not load the PKI
-    from openfl_cli.pki.signing import Confirm
-
-_days_option = click.option(
-    "--days",
-    type=click.IntRange(1, 36500),
-    default=365,
-    show_default=True,
-    help="Validity of the certificate.",
+from openfl_cli.cli.options import (
+    collaborator_name_option,
+    confirm_hash,
+    days_option,
+    fqdn_option,
+    resolved_fqdn,
 )
+
 _silent_option = click.option("-s", "--silent", is_flag=True, help="Do not ask for confirmation.")
-_fqdn_option = click.option(
-    "--fqdn",
-    default=None,
-    help="The aggregator's FQDN or IP address [default: $FQDN, else this machine's FQDN].",
-)
 
 
 def _workspace() -> Path:
     from openfl_cli.pki.layout import require_workspace
 
     return require_workspace(".")
-
-
-def _fqdn(fqdn: str | None) -> str:
-    from openfl_cli.utils.names import check_fqdn, machine_fqdn
-
-    return check_fqdn(fqdn or machine_fqdn())
-
-
-def _confirm(silent: bool, who: str) -> Confirm | None:
-    if silent:
-        return None
-
-    def ask(digest: str) -> bool:
-        click.echo(f"The request's hash (SHA-384) is {digest}")
-        return click.confirm(f"Does it match the hash printed on {who}?", default=False)
-
-    return ask
 
 
 @click.command("certify")
@@ -73,26 +46,28 @@ def workspace_certify(force: bool, days: int) -> None:
 
 
 @click.command("generate-cert-request")
-@_fqdn_option
+@fqdn_option("aggregator")
 @click.option("--force", is_flag=True, help="Replace an existing key and request.")
 def aggregator_generate_cert_request(fqdn: str | None, force: bool) -> None:
     """Create the aggregator's key and certificate signing request."""
     from openfl_cli.pki.requests import aggregator_request
 
-    created = aggregator_request(_workspace(), _fqdn(fqdn), force=force)
+    created = aggregator_request(_workspace(), resolved_fqdn(fqdn), force=force)
     click.echo(f"Wrote {created.request_path} and {created.key_path}")
     click.echo(f"The CSR hash (SHA-384) for {created.request_path.name} is {created.hash}")
 
 
 @click.command("certify")
-@_fqdn_option
+@fqdn_option("aggregator")
 @_silent_option
-@_days_option
+@days_option
 def aggregator_certify(fqdn: str | None, silent: bool, days: int) -> None:
     """Sign the aggregator's certificate request with the federation's authority."""
     from openfl_cli.pki.signing import certify_aggregator
 
-    signed = certify_aggregator(_workspace(), _fqdn(fqdn), days=days, confirm=_confirm(silent, "this node"))
+    signed = certify_aggregator(
+        _workspace(), resolved_fqdn(fqdn), days=days, confirm=confirm_hash(silent, "this node")
+    )
     click.echo(f"Signed the aggregator certificate {signed.certificate}")
 
 
@@ -153,7 +128,7 @@ def collaborator_generate_cert_request(name: str, silent: bool, force: bool) -> 
     "--request-hash", default=None, help="The hash the collaborator printed: compare without asking."
 )
 @_silent_option
-@_days_option
+@days_option
 def collaborator_certify(
     request_pkg: Path | None, import_pkg: Path | None, request_hash: str | None, silent: bool, days: int
 ) -> None:
@@ -174,7 +149,7 @@ def collaborator_certify(
     from openfl_cli.pki.signing import certify_collaborator
 
     assert request_pkg is not None  # exactly one of the two was given
-    confirm = _confirm(silent, "the collaborator's node")
+    confirm = confirm_hash(silent, "the collaborator's node")
     signed = certify_collaborator(
         _workspace(), request_pkg, days=days, expected_hash=request_hash, confirm=confirm
     )

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import chain
 from typing import TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from openfl_cli.errors import FxError, UsageError
 from openfl_cli.proto import federation_pb2 as pb
@@ -20,7 +20,7 @@ from openfl_cli.transport.auth import PlanHashCheck
 from openfl_cli.transport.chunking import chunk_messages
 from openfl_cli.transport.convert import assignment_to_proto, ping_to_proto
 from openfl_cli.transport.core.guard import Authorizer, CallGuard
-from openfl_cli.transport.core.handlers import Rpc, guarded_handler
+from openfl_cli.transport.core.handlers import Rpc, guarded_handler, parse_as, raw_bytes, request_of
 from openfl_cli.transport.core.network import host_port
 from openfl_cli.transport.core.server import GrpcServer
 from openfl_cli.transport.frames import ChunkFrame, HeaderFrame, Malformed, decode_message, encode_header
@@ -115,11 +115,11 @@ def federation_handler(
     """The federation service's methods behind `guard`."""
     methods = _FederationMethods(service, limits, max_poll_seconds)
     rpcs = {
-        "Ping": Rpc(methods.ping, _parser(pb.PingRequest), pb.PingResponse.SerializeToString),
+        "Ping": Rpc(methods.ping, parse_as(pb.PingRequest), pb.PingResponse.SerializeToString),
         "GetTasks": Rpc(
-            methods.get_tasks, _parser(pb.GetTasksRequest), pb.TaskAssignmentProto.SerializeToString
+            methods.get_tasks, parse_as(pb.GetTasksRequest), pb.TaskAssignmentProto.SerializeToString
         ),
-        "GetModel": Rpc(methods.get_model, _parser(pb.GetModelRequest), _identity, response_streaming=True),
+        "GetModel": Rpc(methods.get_model, parse_as(pb.GetModelRequest), raw_bytes, response_streaming=True),
         "SendResult": Rpc(
             methods.send_result,
             lambda raw: decode_message(raw, pb.ResultHeader),
@@ -128,26 +128,6 @@ def federation_handler(
         ),
     }
     return guarded_handler(SERVICE_NAME, rpcs, guard, role=ROLE)
-
-
-def _identity(raw: bytes) -> bytes:
-    return raw
-
-
-def _parser(message_type: type[M]) -> Callable[[bytes], M | Malformed]:
-    def parse(raw: bytes) -> M | Malformed:
-        try:
-            return message_type.FromString(raw)
-        except DecodeError as exc:
-            return Malformed(f"malformed {message_type.__name__}: {exc}")
-
-    return parse
-
-
-def _request(message: M | Malformed) -> M:
-    if isinstance(message, Malformed):
-        raise StreamError(message.reason)
-    return message
 
 
 class _FederationMethods:
@@ -161,20 +141,20 @@ class _FederationMethods:
     def ping(
         self, sender: str, request: pb.PingRequest | Malformed, context: grpc.ServicerContext
     ) -> pb.PingResponse:
-        _request(request)
+        request_of(request)
         return ping_to_proto(self._service.ping(sender))
 
     def get_tasks(
         self, sender: str, request: pb.GetTasksRequest | Malformed, context: grpc.ServicerContext
     ) -> pb.TaskAssignmentProto:
-        wait: float = _request(request).wait_seconds
+        wait: float = request_of(request).wait_seconds
         wait = min(max(wait, 0.0), self._max_poll) if math.isfinite(wait) else 0.0
         return assignment_to_proto(self._service.get_tasks(sender, wait))
 
     def get_model(
         self, sender: str, request: pb.GetModelRequest | Malformed, context: grpc.ServicerContext
     ) -> Iterator[bytes]:
-        round_number: int = _request(request).round_number
+        round_number: int = request_of(request).round_number
         headers, payloads = raw_entries(self._service.model_for(sender, round_number))
         header = encode_header(pb.ModelHeader(round_number=round_number, tensors=headers))
         if len(header) > self._limits.max_message_bytes:

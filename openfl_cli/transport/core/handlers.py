@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 
 from openfl_cli.transport.core.guard import CallGuard, Denied
+from openfl_cli.transport.frames import Malformed
 from openfl_cli.transport.messages import RefusalCode, Refused, StreamError
 from openfl_cli.transport.status import abort
 
@@ -100,3 +102,30 @@ def _primed(items: Iterator[Any]) -> Iterator[Any]:
 
 
 _END = object()
+
+
+M = TypeVar("M", bound=Message)
+
+
+def parse_as(message_type: type[M]) -> Callable[[bytes], M | Malformed]:
+    """A request deserializer that never raises: gRPC would hide the reason behind a generic error."""
+
+    def parse(raw: bytes) -> M | Malformed:
+        try:
+            return message_type.FromString(raw)
+        except DecodeError as exc:
+            return Malformed(f"malformed {message_type.__name__}: {exc}")
+
+    return parse
+
+
+def request_of(message: M | Malformed) -> M:
+    """The parsed request, or the INVALID refusal its malformation deserves."""
+    if isinstance(message, Malformed):
+        raise StreamError(message.reason)
+    return message
+
+
+def raw_bytes(raw: bytes) -> bytes:
+    """The (de)serializer of messages framed by hand (`transport/frames.py`)."""
+    return raw

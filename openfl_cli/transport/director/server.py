@@ -15,18 +15,16 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from openfl_cli.errors import UsageError
 from openfl_cli.proto import director_pb2 as dpb
 from openfl_cli.transport.core.guard import CallGuard
-from openfl_cli.transport.core.handlers import Rpc, guarded_handler
+from openfl_cli.transport.core.handlers import Rpc, guarded_handler, parse_as, raw_bytes, request_of
 from openfl_cli.transport.core.server import GrpcServer
 from openfl_cli.transport.director.service import EnvoyLinkService, ExperimentsService
 from openfl_cli.transport.director.state_stream import decode_state_message, read_state, state_messages
-from openfl_cli.transport.frames import Malformed
 from openfl_cli.transport.limits import Limits
-from openfl_cli.transport.messages import StreamError
 from openfl_cli.transport.tls import TlsMaterial, peer_unit
 
 ENVOY_SERVICE = "openfl_cli.director.EnvoyLink"
@@ -96,49 +94,29 @@ def _guard(tls: TlsMaterial | None, role: str) -> CallGuard:
     return CallGuard(check_peer_name=tls is not None, authorizer=RoleCheck(role) if tls is not None else None)
 
 
-def _parser(message_type: type[M]) -> Callable[[bytes], M | Malformed]:
-    def parse(raw: bytes) -> M | Malformed:
-        try:
-            return message_type.FromString(raw)
-        except DecodeError as exc:
-            return Malformed(f"malformed {message_type.__name__}: {exc}")
-
-    return parse
-
-
-def _request(message: M | Malformed) -> M:
-    if isinstance(message, Malformed):
-        raise StreamError(message.reason)
-    return message
-
-
-def _identity(raw: bytes) -> bytes:
-    return raw
-
-
 def _unary(
     method: Callable[[str, Any, grpc.ServicerContext], Any], request: type[Message], reply: type[Message]
 ) -> Rpc:
-    return Rpc(method, _parser(request), reply.SerializeToString)
+    return Rpc(method, parse_as(request), reply.SerializeToString)
 
 
 def _envoy_handler(
     service: EnvoyLinkService, guard: CallGuard, limits: Limits, max_poll: float
 ) -> grpc.GenericRpcHandler:
     def health(sender: str, request: Any, context: grpc.ServicerContext) -> dpb.HealthReply:
-        return dpb.HealthReply(period_seconds=service.health(sender, _request(request)))
+        return dpb.HealthReply(period_seconds=service.health(sender, request_of(request)))
 
     def wait_work(sender: str, request: Any, context: grpc.ServicerContext) -> dpb.WorkItem:
-        wait = float(_request(request).wait_seconds)
+        wait = float(request_of(request).wait_seconds)
         wait = min(max(wait, 0.0), max_poll) if math.isfinite(wait) else 0.0
         return service.wait_work(sender, wait)
 
     def decide(sender: str, request: Any, context: grpc.ServicerContext) -> dpb.Ack:
-        service.decide(sender, _request(request))
+        service.decide(sender, request_of(request))
         return dpb.Ack()
 
     def chain_state(sender: str, request: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
-        asked = _request(request)
+        asked = request_of(request)
         header, payload, arrays = service.chain_state(sender, asked.experiment, asked.task)
         return state_messages(header, payload, arrays, limits)
 
@@ -147,14 +125,16 @@ def _envoy_handler(
         return dpb.Ack()
 
     def output(sender: str, request: Any, context: grpc.ServicerContext) -> dpb.Ack:
-        service.output(sender, _request(request))
+        service.output(sender, request_of(request))
         return dpb.Ack()
 
     rpcs = {
         "Health": _unary(health, dpb.HealthReport, dpb.HealthReply),
         "WaitWork": _unary(wait_work, dpb.WaitWorkRequest, dpb.WorkItem),
         "Decide": _unary(decide, dpb.Decision, dpb.Ack),
-        "GetChainState": Rpc(chain_state, _parser(dpb.ChainStateRequest), _identity, response_streaming=True),
+        "GetChainState": Rpc(
+            chain_state, parse_as(dpb.ChainStateRequest), raw_bytes, response_streaming=True
+        ),
         "SendChainResult": Rpc(
             chain_result, decode_state_message, dpb.Ack.SerializeToString, request_streaming=True
         ),
@@ -167,25 +147,25 @@ def _experiments_handler(
     service: ExperimentsService, guard: CallGuard, limits: Limits
 ) -> grpc.GenericRpcHandler:
     def list_envoys(sender: str, request: Any, context: grpc.ServicerContext) -> dpb.EnvoyList:
-        _request(request)
+        request_of(request)
         return service.list_envoys(sender)
 
     def submit(sender: str, frames: Any, context: grpc.ServicerContext) -> dpb.Submitted:
         return service.submit(sender, read_state(frames, limits))
 
     def watch(sender: str, request: Any, context: grpc.ServicerContext) -> Iterator[dpb.ExperimentEvent]:
-        return service.watch(sender, _request(request).experiment)
+        return service.watch(sender, request_of(request).experiment)
 
     def result(sender: str, request: Any, context: grpc.ServicerContext) -> Iterator[bytes]:
-        header, payload, arrays = service.result(sender, _request(request).experiment)
+        header, payload, arrays = service.result(sender, request_of(request).experiment)
         return state_messages(header, payload, arrays, limits)
 
     rpcs = {
         "ListEnvoys": _unary(list_envoys, dpb.ListEnvoysRequest, dpb.EnvoyList),
         "Submit": Rpc(submit, decode_state_message, dpb.Submitted.SerializeToString, request_streaming=True),
         "Watch": Rpc(
-            watch, _parser(dpb.WatchRequest), dpb.ExperimentEvent.SerializeToString, response_streaming=True
+            watch, parse_as(dpb.WatchRequest), dpb.ExperimentEvent.SerializeToString, response_streaming=True
         ),
-        "GetResult": Rpc(result, _parser(dpb.ResultRequest), _identity, response_streaming=True),
+        "GetResult": Rpc(result, parse_as(dpb.ResultRequest), raw_bytes, response_streaming=True),
     }
     return guarded_handler(EXPERIMENTS_SERVICE, rpcs, guard, role=ROLE)
