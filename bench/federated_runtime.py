@@ -52,7 +52,7 @@ finally:
     sys.stdout = saved
 seconds = time.perf_counter() - started
 said = quiet.getvalue()
-outside = re.search(r"rounds at the envoys, ([0-9.]+) s each outside", said)
+outside = re.search(r"rounds? at the envoys, ([0-9.]+) s each outside", said)
 start = re.search(r"started in ([0-9.]+) s", said)
 print(json.dumps({{"seconds": seconds, "round": flow.current_round,
                   "outside": float(outside.group(1)) if outside else None,

@@ -202,7 +202,8 @@ def run_experiment(
         outside = backend.outside_seconds
         if outside:
             record.say(
-                f"{len(outside)} rounds at the envoys, {statistics.mean(outside):.2f} s each outside the"
+                f"{len(outside)} round{'s' if len(outside) != 1 else ''} at the envoys,"
+                f" {statistics.mean(outside):.2f} s each outside the"
                 " collaborators' steps (sending and receiving the state, encoding it, queues)"
             )
         if runtime.checkpoint is not None:

@@ -289,12 +289,16 @@ def test_an_experiment_runs_at_its_envoys_and_ends_with_the_flows_final_state(ma
         f"experiment {experiment} (hash {package.hash}) queued by {USER}",
         "waiting for env_one, env_two to accept it",
     ]
-    # a decision's status line is said after the runner is woken: it may follow "running on"
-    assert sorted(statuses[2:]) == [
-        "envoy env_one accepted",
-        "envoy env_two accepted",
-        "running on env_one, env_two",
-    ]
+    # the decisions come before the run, which then says how long it took to start and what the
+    # envoys' rounds cost outside their steps
+    assert sorted(statuses[2:4]) == ["envoy env_one accepted", "envoy env_two accepted"]
+    assert statuses[4] == "running on env_one, env_two"
+    assert statuses[5].startswith("started in ") and "review, the code loaded" in statuses[5]
+    assert (
+        statuses[6].startswith("1 round at the envoys, ")
+        and "outside the collaborators' steps" in statuses[6]
+    )
+    assert len(statuses) == 7
     assert "[aggregator/start] starting on ['env_one', 'env_two']" in _outputs(events)
     assert "[aggregator/end] ended with ['env_one', 'env_two']" in _outputs(events)
 
