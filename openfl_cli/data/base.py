@@ -18,6 +18,7 @@ class DataLoader(ABC):
         self, data_path: str, batch_size: int, collaborator_count: int | None = None, **settings: Any
     ):
         self.data_path = str(data_path)
+        self.collaborator_name: str | None = None  # set by whoever builds it for a collaborator
         self.batch_size = int(batch_size)
         self.collaborator_count = collaborator_count
         self.settings = settings

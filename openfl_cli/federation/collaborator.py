@@ -113,7 +113,23 @@ class Collaborator:
         self._sending: _Sending | None = None  # a result sent in the background, until settled
 
     def run(self) -> int:
-        """Work until the aggregator says the experiment is over; return the number of rounds worked."""
+        """Work until the aggregator says the experiment is over; return the number of rounds worked.
+        The runner is closed at the end, however it comes (a script runner ends its script)."""
+        try:
+            return self._work()
+        finally:
+            self._close_runner()
+
+    def _close_runner(self) -> None:
+        close = getattr(self.runner, "close", None)  # optional: the collaborator's protocol lacks it
+        if not callable(close):
+            return
+        try:
+            close()
+        except Exception:
+            log.exception("closing the task runner failed")
+
+    def _work(self) -> int:
         reply = self.link.ping()
         self.rounds_to_train = reply.rounds_to_train
         log.info(

@@ -147,9 +147,11 @@ class AggregatorSpec:
         """Whether the best-metric task scores the model the round started with (a global validation),
         so that model is the one kept as best."""
         task = self.tasks.get(self.outputs.best.task)
-        return task is None or (
-            not is_training(task.function) and task.kwargs.get("apply", "global") == "global"
-        )
+        if task is None:
+            return True
+        if is_training(task.function):  # unless its metrics say they score the model received
+            return task.kwargs.get("metrics_judge") == "received_model"
+        return task.kwargs.get("apply", "global") == "global"
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ def build_pipeline(component: ComponentSpec | None, builder: ComponentBuilder) -
 def build_runner(spec: CollaboratorSpec, builder: ComponentBuilder) -> TaskRunner:
     """The collaborator's task runner over its own data loader."""
     loader: DataLoader = builder.build(spec.data_loader, {"data_path": spec.data_path})
+    loader.collaborator_name = spec.name  # whose data it is (a script runner's site)
     runner: TaskRunner = builder.build(spec.task_runner, {"data_loader": loader})
     return runner
 

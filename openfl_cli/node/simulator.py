@@ -4,7 +4,9 @@ The real `Aggregator` and `Collaborator` objects talk over the in-process link: 
 sockets, no serialization. Collaborators run as real threads, `threads` at a time; a collaborator that
 is not running holds no model. Each worker thread keeps one task runner and lends it to the
 collaborator it serves (only the data loader changes), so at most `threads` runners are alive whatever
-the number of collaborators. Data loaders are kept per collaborator: their shuffling state goes on
+the number of collaborators; a runner class with `one_per_collaborator = True` (a script runner, which
+holds a site's running script) is built once per collaborator instead, given the workspace, reused
+every round, and closed at the end. Data loaders are kept per collaborator: their shuffling state goes on
 from round to round as in a real federation. With `opt_treatment: CONTINUE_LOCAL` each collaborator's
 own optimizer state is kept between its rounds as arrays (that costs one model per collaborator).
 
@@ -22,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openfl_cli.data.shared import sharing_datasets
 from openfl_cli.errors import FxError, UsageError
@@ -257,6 +259,9 @@ class _Workers:
         self._jobs: queue.Queue[str | None] = queue.Queue()
         self._lock = threading.Lock()
         self._loaders: dict[str, DataLoader] = {}
+        self._per_collaborator = one_per_collaborator(spec, builder)
+        self._runners: dict[str, TaskRunner] = {}  # by collaborator, for one_per_collaborator runners
+        self._runner_extras = runner_extras(spec, self._per_collaborator)
         self._optimizer_states: dict[str, dict[str, np.ndarray]] = {}
         self._keep_optimizer = spec.aggregator.opt_treatment == "CONTINUE_LOCAL"
         self._pipeline: TensorEncoder | None = build_pipeline(spec.compression, builder)
@@ -297,6 +302,8 @@ class _Workers:
             self._jobs.put(None)
         for thread in self._threads:
             thread.join()
+        for runner in self._runners.values():
+            _close(runner)
 
     def _work(self) -> None:
         runner: TaskRunner | None = None
@@ -304,6 +311,8 @@ class _Workers:
             name = self._jobs.get()
             try:
                 if name is None:
+                    if runner is not None:
+                        _close(runner)
                     return
                 if not self.failed:
                     runner = self._serve(name, runner)
@@ -317,32 +326,39 @@ class _Workers:
             finally:
                 self._jobs.task_done()
 
-    def _serve(self, name: str, runner: TaskRunner | None) -> TaskRunner:
-        """Run collaborator `name`'s tasks of the current round; return the runner for the next one."""
+    def _serve(self, name: str, runner: TaskRunner | None) -> TaskRunner | None:
+        """Run collaborator `name`'s tasks of the current round; return the thread's runner for the next
+        one (None while runners are kept per collaborator)."""
         from openfl_cli.transport.inprocess import InProcessLink
 
         link = InProcessLink(self.aggregator, name, pipeline=self._pipeline)
         assignment = link.get_tasks(0.0)
         own = self.spec.collaborator(name)
         loader = self._loader(name, own.data_path)
-        if runner is None:
-            runner = self.builder.build(own.task_runner, {"data_loader": loader})
+        if self._per_collaborator:
+            active = self._runners.get(name)
+            if active is None:
+                active = self.builder.build(own.task_runner, {"data_loader": loader}, self._runner_extras)
+                self._runners[name] = active  # one thread per name at a time: no race on the same key
+        elif runner is None:
+            runner = active = self.builder.build(own.task_runner, {"data_loader": loader})
         else:
             runner.data_loader = loader
+            active = runner
         if assignment.action is not Action.RUN:
             return runner
         if self._keep_optimizer:  # this collaborator's own state, or a fresh one as a new runner has
             if name in self._optimizer_states:
-                runner.set_tensor_dict(self._optimizer_states[name], with_opt_vars=True)
+                active.set_tensor_dict(self._optimizer_states[name], with_opt_vars=True)
             else:
-                runner.reset_opt_vars()
+                active.reset_opt_vars()
         collaborator = build_collaborator(
-            own, self.builder, link, runner=runner, progress=self._task_progress, background_upload=False
+            own, self.builder, link, runner=active, progress=self._task_progress, background_upload=False
         )
         collaborator.rounds_to_train = self.spec.aggregator.rounds_to_train
         collaborator.run_round(assignment.round_number, assignment.tasks)
         if self._keep_optimizer:
-            self._optimizer_states[name] = runner.get_tensor_dict(with_opt_vars=True)
+            self._optimizer_states[name] = active.get_tensor_dict(with_opt_vars=True)
         with self._lock:
             self.tasks_run += len(assignment.tasks)
         self.progress.collaborator_done()
@@ -352,8 +368,31 @@ class _Workers:
         loader = self._loaders.get(name)
         if loader is None:
             loader = self.builder.build(self.spec.data_loader, {"data_path": data_path})
+            loader.collaborator_name = name  # whose data it is (a script runner's site)
             self._loaders[name] = loader  # one thread per name at a time: no race on the same key
         return loader
+
+
+def one_per_collaborator(spec: ExperimentSpec, builder: ComponentBuilder) -> bool:
+    """Whether the plan's runner class asks to be kept per collaborator (`one_per_collaborator`)."""
+    try:
+        target = builder.import_callable(spec.task_runner.template, spec.task_runner.key)
+    except Exception:
+        return False  # building it fails the same way, and that error names the collaborator
+    return bool(getattr(target, "one_per_collaborator", False))
+
+
+def runner_extras(spec: ExperimentSpec, per_collaborator: bool) -> dict[str, Any] | None:
+    """What a per-collaborator runner is given besides its settings: the workspace its paths are
+    relative to (whatever the current folder); other runners get nothing new."""
+    return {"workspace": spec.workspace} if per_collaborator else None
+
+
+def _close(runner: TaskRunner) -> None:
+    try:
+        runner.close()
+    except Exception:
+        log.exception("closing a task runner failed")
 
 
 def _ensure_initial_model(spec: ExperimentSpec, builder: ComponentBuilder) -> None:
@@ -363,7 +402,15 @@ def _ensure_initial_model(spec: ExperimentSpec, builder: ComponentBuilder) -> No
         return
     from openfl_cli.tensors.snapshot import save_snapshot
 
-    tensors = build_reference_runner(spec, builder).get_tensor_dict(with_opt_vars=False)
+    extras = runner_extras(spec, one_per_collaborator(spec, builder))
+    if extras is None:
+        tensors = build_reference_runner(spec, builder).get_tensor_dict(with_opt_vars=False)
+    else:  # as build_reference_runner does, with the workspace given
+        first = next(iter(spec.data_paths.values()), "1")
+        loader = builder.build(spec.data_loader, {"data_path": first})
+        reference: TaskRunner = builder.build(spec.task_runner, {"data_loader": loader}, extras)
+        tensors = reference.get_tensor_dict(with_opt_vars=False)
+        _close(reference)
     if not tensors:
         raise UsageError(f"the task runner {spec.task_runner.template} has no tensors")
     save_snapshot(path, tensors, round_number=0)

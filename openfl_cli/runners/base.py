@@ -133,6 +133,10 @@ class TaskRunner(ABC):
     def valid_sample_count(self) -> int:
         return int(self.data_loader.get_valid_data_size()) if self.data_loader else 0
 
+    def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
+        """Release what the runner holds beyond its model once its collaborator's work has ended (a
+        running training script, for `ScriptTaskRunner`). Called once at the end; nothing here."""
+
     # --- native models --------------------------------------------------------------------------
     def save_native(self, path: str | Path) -> Path:
         """Write the model in its framework's own format; return the path written."""

@@ -28,12 +28,23 @@ class FederationDirs:
 
 
 def certify_federation(
-    root: Path, collaborators: list[str], fqdn: str = "localhost", template: str = "numpy/digits"
+    root: Path,
+    collaborators: list[str],
+    fqdn: str = "localhost",
+    template: str = "numpy/digits",
+    *,
+    source: Path | None = None,
+    data_paths: dict[str, str] | None = None,
 ) -> FederationDirs:
-    """Create, initialize and certify a federation under `root`; collaborator i gets data path i+1."""
+    """Create, initialize and certify a federation under `root`; collaborator i gets data path i+1
+    (or its entry of `data_paths`). `source`: start from this workspace (an exported FedJob) instead of
+    `fx workspace create` with `template`."""
     root = Path(root)
     aggregator = root / "aggregator" / WORKSPACE
-    run_fx(["workspace", "create", "--prefix", str(aggregator), "--template", template], cwd=root)
+    if source is not None:
+        shutil.copytree(source, aggregator)
+    else:
+        run_fx(["workspace", "create", "--prefix", str(aggregator), "--template", template], cwd=root)
     run_fx(["plan", "initialize", "-a", fqdn], cwd=aggregator)
     run_fx(["workspace", "certify"], cwd=aggregator)
     run_fx(["aggregator", "generate-cert-request", "--fqdn", fqdn], cwd=aggregator)
@@ -49,7 +60,8 @@ def certify_federation(
         shutil.copy(archive, node)  # "copy the workspace archive to each collaborator node"
         run_fx(["workspace", "import", "--archive", archive.name], cwd=node)
         workspace = node / WORKSPACE
-        run_fx(["collaborator", "create", "-n", name, "-d", str(index), "-s"], cwd=workspace)
+        data = (data_paths or {}).get(name, str(index))
+        run_fx(["collaborator", "create", "-n", name, "-d", data, "-s"], cwd=workspace)
         printed = run_fx(["collaborator", "generate-cert-request", "-n", name, "-s"], cwd=workspace).stdout
         request_hash = request_hash_in(printed)
         request = shutil.copy(workspace / f"col_{name}_to_agg_cert_request.zip", inbox)
