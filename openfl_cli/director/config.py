@@ -1,5 +1,5 @@
 """`director_config.yaml`: where the director listens, how often envoys report, and the aggregator's
-private attributes (read with `yaml.safe_load`; every key checked, errors name the file and key)."""
+private attributes (read with the bounded safe loader; every key checked, errors name the file and key)."""
 
 from __future__ import annotations
 

@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from openfl_cli.plan import Plan
     from openfl_cli.transport.core.guard import Authorizer
     from openfl_cli.transport.messages import TaskSpec
+    from openfl_cli.utils.lock import ProcessLock
 
 log = logging.getLogger(__name__)
 
+AGGREGATOR_LOCK = "local_state/aggregator.lock"  # held by the running aggregator of a workspace
 SERVER_STOP_GRACE = 3.0  # seconds for answers in flight (the last QUITs) when the server stops
 
 
@@ -169,12 +171,50 @@ def start_aggregator(
     reporter: AggregatorReporter | None = None,
 ) -> AggregatorRun:
     from openfl_cli.transport.limits import Limits
-    from openfl_cli.transport.server import AggregatorServer
     from openfl_cli.utils.allocator import tune_for_aggregator
+    from openfl_cli.utils.fs import remove_stale_temporaries
 
     tune_for_aggregator(Limits().chunk_bytes)
     plan = load_plan(plan_path, cols_path, existing(data_path))
     spec = plan.experiment()
+    # before anything opens the state database or binds: one aggregator per workspace
+    with workspace_lock(spec.workspace):
+        remove_stale_temporaries(output_folders(spec))
+        return _serve(spec, plan, cols_path, reporter)
+
+
+def workspace_lock(workspace: Path) -> ProcessLock:
+    """The lock on `workspace`'s aggregator state, taken; `UsageError` naming the holder when another
+    aggregator has it. Release it (or use it as a context manager) when done."""
+    from openfl_cli.utils.lock import LockHeld, ProcessLock
+
+    lock = ProcessLock(workspace / AGGREGATOR_LOCK)
+    try:
+        lock.acquire()
+    except LockHeld as held:
+        raise UsageError(
+            f"{workspace}: another aggregator ({held.owner.describe()}) runs in this workspace"
+        ) from None
+    return lock
+
+
+def output_folders(spec: ExperimentSpec) -> list[Path]:
+    """The folders the aggregator of `spec` writes into (snapshots, native model, state, logs)."""
+    outputs = spec.aggregator.outputs
+    native = spec.resolve(outputs.native_model_path)
+    folders = [
+        spec.resolve(path).parent
+        for path in (outputs.init_path, outputs.last_path, outputs.best_path, outputs.persistent_db)
+    ]
+    folders += [native.parent, native, spec.resolve(outputs.logs_dir)]
+    return list(dict.fromkeys(folders))
+
+
+def _serve(
+    spec: ExperimentSpec, plan: Plan, cols_path: str | Path, reporter: AggregatorReporter | None
+) -> AggregatorRun:
+    from openfl_cli.transport.server import AggregatorServer
+
     network = spec.network
     aggregator, outputs = build_aggregator(spec, plan, reporter or ConsoleReporter())
     try:

@@ -1,7 +1,7 @@
 """The authority's record of what it issued (`cert/ca/index.yaml`) and the revocation list
 (`cert/revoked.yaml`).
 
-Both are small YAML files rewritten atomically, read with `yaml.safe_load` only.
+Both are small YAML files rewritten atomically, read with `load_yaml_text` (safe, bounded) only.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import yaml
 
 from openfl_cli.errors import UsageError
 from openfl_cli.utils.fs import atomic_write_text, updating
+from openfl_cli.utils.safe_yaml import load_yaml_text
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,12 @@ def timestamp(moment: dt.datetime | None = None) -> str:
 def read_records(path: Path, key: str) -> list[CertificateRecord]:
     """The list under `key` in `path`; a missing file is an empty list."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"{path}: cannot read ({error})") from None
+    document = load_yaml_text(text, str(path))
     if document is None:
         return []
     if not isinstance(document, dict) or not isinstance(document.get(key, []), list):

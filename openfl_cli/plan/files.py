@@ -7,15 +7,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from openfl_cli.errors import PlanError
+from openfl_cli.utils.safe_yaml import MAX_YAML_CHARS, load_yaml_text
 
 
 def read_yaml(path: Path, display: str, *, missing_ok: bool = False) -> Any:
-    """`yaml.safe_load` of `path`; None when it is missing and `missing_ok`."""
+    """The YAML document in `path` (see `load_yaml_text`); None when it is missing and `missing_ok`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            # 4 bytes a character at most: more than this many bytes is too large whatever they hold
+            data = handle.read(4 * MAX_YAML_CHARS + 1)
+        if len(data) > 4 * MAX_YAML_CHARS:
+            raise PlanError(display, None, f"too large for a YAML file: over {4 * MAX_YAML_CHARS} bytes")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         if missing_ok:
             return None
@@ -28,15 +32,8 @@ def read_yaml(path: Path, display: str, *, missing_ok: bool = False) -> Any:
 
 
 def parse_yaml(text: str, display: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = error.problem or error.context or "syntax error"
-        raise PlanError(display, None, f"invalid YAML at {where}: {problem}") from None
-    except yaml.YAMLError as error:
-        raise PlanError(display, None, f"invalid YAML: {error}") from None
+    """The YAML document `text`, with the bounds and one-line errors of `load_yaml_text`."""
+    return load_yaml_text(text, display)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

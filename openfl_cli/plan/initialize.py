@@ -15,6 +15,7 @@ from openfl_cli.errors import FxError, PlanError, UsageError
 from openfl_cli.plan.files import read_yaml
 from openfl_cli.plan.plan import Plan
 from openfl_cli.utils.fs import atomic_write_text
+from openfl_cli.utils.safe_yaml import load_yaml_text
 
 if TYPE_CHECKING:
     from openfl_cli.data.base import DataLoader
@@ -134,7 +135,13 @@ def write_network_back(path: Path, display: str, addr: str, port: int) -> None:
         network["settings"] = {}
     network["settings"].update(agg_addr=addr, agg_port=port)
     edited = _edit_in_place(text, {"agg_addr": addr, "agg_port": port})
-    if edited is None or yaml.safe_load(edited) != document:
+    if edited is not None:
+        try:
+            if load_yaml_text(edited, display) != document:
+                edited = None
+        except PlanError:
+            edited = None
+    if edited is None:
         edited = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
     atomic_write_text(path, edited)
     log.info("wrote agg_addr %s and agg_port %d into %s", addr, port, display)

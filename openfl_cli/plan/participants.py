@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from openfl_cli.errors import PlanError, UsageError
 from openfl_cli.plan.files import parse_yaml, read_yaml, unknown_key_message
 from openfl_cli.utils.names import check_collaborator_name
+from openfl_cli.utils.safe_yaml import YamlSyntaxError, load_yaml_text
 
 
 def read_collaborators(path: Path, display: str) -> list[str]:
@@ -43,9 +42,9 @@ def read_data_paths(path: Path, display: str) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as error:
         raise PlanError(display, None, f"cannot read: {error}") from None
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError:
-        document = text  # not YAML: perhaps the line format
+        document = load_yaml_text(text, display)
+    except YamlSyntaxError:
+        document = text  # not YAML: perhaps the line format (YAML that breaks a bound is refused)
     if isinstance(document, str) or _looks_like_lines(text):
         return _read_lines(text, display)
     if document is None:

@@ -26,6 +26,8 @@ SECTIONS = (
     "network",
     "straggler_handling_policy",
 )
+# a `defaults:` value longer than this (PATH_MAX on Linux) is refused before any filesystem call
+MAX_DEFAULTS_PATH = 4096
 # sections a plan may leave out: they come from the package's defaults file of the same name
 IMPLIED_DEFAULTS = {
     "aggregator": "plan/defaults/aggregator.yaml",
@@ -83,6 +85,14 @@ def _bundled_defaults() -> Path | None:
         return None
 
 
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, False where the name cannot be looked up at all (a component too long)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 class _Resolver:
     def __init__(self, workspace: Path, workspace_display: Path, origins: Origins) -> None:
         self.workspace = workspace
@@ -93,12 +103,12 @@ class _Resolver:
         """The defaults file `ref` names: (path to open, name to show in errors)."""
         given = Path(ref)
         if given.is_absolute():
-            if given.is_file():
+            if _is_file(given):
                 return given, ref
-        elif (self.workspace / given).is_file():
+        elif _is_file(self.workspace / given):
             return self.workspace / given, str(self.workspace_display / given)
         bundled = _bundled_defaults()
-        if bundled is not None and (bundled / given.name).is_file():
+        if bundled is not None and _is_file(bundled / given.name):
             return bundled / given.name, str(bundled / given.name)
         places = "at that path" if given.is_absolute() else f"in the workspace ({self.workspace / given})"
         raise self.origins.error(
@@ -116,6 +126,13 @@ class _Resolver:
         if ref is not None:
             if not isinstance(ref, str) or not ref.strip():
                 raise PlanError(file, f"{name}.defaults", f"expected a file path, got {ref!r}")
+            if len(ref) > MAX_DEFAULTS_PATH or "\x00" in ref:
+                what = "a NUL character" if "\x00" in ref else f"{len(ref)} characters"
+                raise PlanError(
+                    file,
+                    f"{name}.defaults",
+                    f"expected a file path of at most {MAX_DEFAULTS_PATH} characters without NUL, got {what}",
+                )
             self.origins.record(ref, file, (*key, "defaults"))
             path, display = self.find(ref.strip(), (*key, "defaults"))
             identity = path.resolve()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1copenfl_cli/proto/model.proto\x12\x10openfl_cli.model\"m\n\nModelProto\x12\x33\n\x07tensors\x18\x01 \x03(\x0b\x32\".openfl_cli.model.NamedTensorProto\x12\x19\n\x0ctensor_count\x18\x64 \x01(\x03H\x00\x88\x01\x01\x42\x0f\n\r_tensor_count\"\xd7\x01\n\x10NamedTensorProto\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cround_number\x18\x02 \x01(\x05\x12\x10\n\x08lossless\x18\x03 \x01(\x08\x12\x0e\n\x06report\x18\x04 \x01(\x08\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12=\n\x14transformer_metadata\x18\x06 \x03(\x0b\x32\x1f.openfl_cli.model.MetadataProto\x12\x12\n\ndata_bytes\x18\x07 \x01(\x0c\x12\r\n\x05\x64type\x18\x64 \x01(\t\x12\r\n\x05shape\x18\x65 \x03(\x03\"\xae\x01\n\rMetadataProto\x12\x45\n\x0cint_to_float\x18\x01 \x03(\x0b\x32/.openfl_cli.model.MetadataProto.IntToFloatEntry\x12\x10\n\x08int_list\x18\x02 \x03(\x05\x12\x11\n\tbool_list\x18\x03 \x03(\x08\x1a\x31\n\x0fIntToFloatEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1copenfl_cli/proto/model.proto\x12\x10openfl_cli.model\"m\n\nModelProto\x12\x33\n\x07tensors\x18\x01 \x03(\x0b\x32\".openfl_cli.model.NamedTensorProto\x12\x19\n\x0ctensor_count\x18\x64 \x01(\x03H\x00\x88\x01\x01\x42\x0f\n\r_tensor_count\"\xff\x01\n\x10NamedTensorProto\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cround_number\x18\x02 \x01(\x05\x12\x10\n\x08lossless\x18\x03 \x01(\x08\x12\x0e\n\x06report\x18\x04 \x01(\x08\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12=\n\x14transformer_metadata\x18\x06 \x03(\x0b\x32\x1f.openfl_cli.model.MetadataProto\x12\x12\n\ndata_bytes\x18\x07 \x01(\x0c\x12\r\n\x05\x64type\x18\x64 \x01(\t\x12\r\n\x05shape\x18\x65 \x03(\x03\x12\x17\n\ndata_crc32\x18\x66 \x01(\x07H\x00\x88\x01\x01\x42\r\n\x0b_data_crc32\"\xae\x01\n\rMetadataProto\x12\x45\n\x0cint_to_float\x18\x01 \x03(\x0b\x32/.openfl_cli.model.MetadataProto.IntToFloatEntry\x12\x10\n\x08int_list\x18\x02 \x03(\x05\x12\x11\n\tbool_list\x18\x03 \x03(\x08\x1a\x31\n\x0fIntToFloatEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,9 +36,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELPROTO']._serialized_start=50
   _globals['_MODELPROTO']._serialized_end=159
   _globals['_NAMEDTENSORPROTO']._serialized_start=162
-  _globals['_NAMEDTENSORPROTO']._serialized_end=377
-  _globals['_METADATAPROTO']._serialized_start=380
-  _globals['_METADATAPROTO']._serialized_end=554
-  _globals['_METADATAPROTO_INTTOFLOATENTRY']._serialized_start=505
-  _globals['_METADATAPROTO_INTTOFLOATENTRY']._serialized_end=554
+  _globals['_NAMEDTENSORPROTO']._serialized_end=417
+  _globals['_METADATAPROTO']._serialized_start=420
+  _globals['_METADATAPROTO']._serialized_end=594
+  _globals['_METADATAPROTO_INTTOFLOATENTRY']._serialized_start=545
+  _globals['_METADATAPROTO_INTTOFLOATENTRY']._serialized_end=594
 # @@protoc_insertion_point(module_scope)

@@ -15,7 +15,7 @@ class ModelProto(_message.Message):
     def __init__(self, tensors: _Optional[_Iterable[_Union[NamedTensorProto, _Mapping]]] = ..., tensor_count: _Optional[int] = ...) -> None: ...
 
 class NamedTensorProto(_message.Message):
-    __slots__ = ("name", "round_number", "lossless", "report", "tags", "transformer_metadata", "data_bytes", "dtype", "shape")
+    __slots__ = ("name", "round_number", "lossless", "report", "tags", "transformer_metadata", "data_bytes", "dtype", "shape", "data_crc32")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROUND_NUMBER_FIELD_NUMBER: _ClassVar[int]
     LOSSLESS_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class NamedTensorProto(_message.Message):
     DATA_BYTES_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_CRC32_FIELD_NUMBER: _ClassVar[int]
     name: str
     round_number: int
     lossless: bool
@@ -34,7 +35,8 @@ class NamedTensorProto(_message.Message):
     data_bytes: bytes
     dtype: str
     shape: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, name: _Optional[str] = ..., round_number: _Optional[int] = ..., lossless: _Optional[bool] = ..., report: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., transformer_metadata: _Optional[_Iterable[_Union[MetadataProto, _Mapping]]] = ..., data_bytes: _Optional[bytes] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
+    data_crc32: int
+    def __init__(self, name: _Optional[str] = ..., round_number: _Optional[int] = ..., lossless: _Optional[bool] = ..., report: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., transformer_metadata: _Optional[_Iterable[_Union[MetadataProto, _Mapping]]] = ..., data_bytes: _Optional[bytes] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data_crc32: _Optional[int] = ...) -> None: ...
 
 class MetadataProto(_message.Message):
     __slots__ = ("int_to_float", "int_list", "bool_list")

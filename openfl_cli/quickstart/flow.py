@@ -55,19 +55,55 @@ def _check_options(options: QuickstartOptions) -> None:
         raise UsageError(f"--prefix {options.prefix}: folder exists and is not empty; choose a new one")
 
 
-def _set_plan_values(workspace: Path, rounds: int, collaborators: int) -> None:
-    """Write the experiment's size into plan.yaml, as a user would edit it."""
+LOOPBACK = "127.0.0.1"  # where the quickstart's aggregator listens: reachable from this machine only
+
+
+def bind_address(fqdn: str) -> str:
+    """Where the aggregator listens: 127.0.0.1 when `fqdn` names this machine's loopback (as the
+    default "localhost" does), else the first address `fqdn` resolves to (never every interface)."""
+    import ipaddress
+    import socket
+
+    try:
+        found = [str(info[4][0]) for info in socket.getaddrinfo(fqdn, None, type=socket.SOCK_STREAM)]
+    except (OSError, UnicodeError):
+        return LOOPBACK
+    addresses = [ipaddress.ip_address(address.split("%")[0]) for address in found]
+    if not addresses or any(address.is_loopback for address in addresses):
+        return LOOPBACK
+    ipv4 = [address for address in addresses if address.version == 4]
+    return str((ipv4 or addresses)[0])
+
+
+def _set_plan_values(workspace: Path, rounds: int, collaborators: int, bind_addr: str = LOOPBACK) -> None:
+    """Write the experiment's size, and where the aggregator listens, into plan.yaml, as a user would
+    edit it."""
     import yaml
 
+    from openfl_cli.utils.safe_yaml import load_yaml_text
+
     plan_file = workspace / "plan" / "plan.yaml"
-    plan = yaml.safe_load(plan_file.read_text()) or {}
+    plan = load_yaml_text(plan_file.read_text(encoding="utf-8"), str(plan_file)) or {}
     plan.setdefault("aggregator", {}).setdefault("settings", {}).update(
         {"rounds_to_train": rounds, "write_logs": True}
     )
+    plan.setdefault("network", {}).setdefault("settings", {})["bind_addr"] = bind_addr
     plan.setdefault("data_loader", {}).setdefault("settings", {})["collaborator_count"] = collaborators
     from openfl_cli.utils.fs import atomic_write_text
 
     atomic_write_text(plan_file, yaml.safe_dump(plan, sort_keys=False))
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _plan_port(workspace: Path) -> int:
+    from openfl_cli.utils.safe_yaml import load_yaml_text
+
+    plan_file = workspace / "plan" / "plan.yaml"
+    plan = load_yaml_text(plan_file.read_text(encoding="utf-8"), str(plan_file))
+    return int(plan["network"]["settings"]["agg_port"])
 
 
 def _wait_until_listening(workspace: Path, host: str, group: ProcessGroup, timeout: float = 60.0) -> None:
@@ -75,10 +111,7 @@ def _wait_until_listening(workspace: Path, host: str, group: ProcessGroup, timeo
     whole reconnect interval before their second try."""
     import socket
 
-    import yaml
-
-    plan = yaml.safe_load((workspace / "plan" / "plan.yaml").read_text())
-    port = int(plan["network"]["settings"]["agg_port"])
+    port = _plan_port(workspace)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         group.check_running()
@@ -124,17 +157,33 @@ def _add_collaborator(aggregator: Path, archive: Path, node_root: Path, name: st
     return workspace
 
 
+def inside_git_work_tree(folder: Path) -> bool:
+    """Whether `folder` lies in a git work tree (a `.git` folder or file in it or above it)."""
+    return any((parent / ".git").exists() for parent in (folder, *folder.parents))
+
+
+def _make_prefix(prefix: Path) -> None:
+    """Create the prefix folder; when this creates it inside a git work tree, have git ignore it (its
+    keys, certificates, data and models do not belong in a repository)."""
+    created = not prefix.exists()
+    prefix.mkdir(parents=True, exist_ok=True)
+    if created and inside_git_work_tree(prefix.parent):
+        (prefix / ".gitignore").write_text("*\n")
+
+
 def run_quickstart(options: QuickstartOptions, echo: IO[str] = sys.stdout) -> QuickstartResult:
     _check_options(options)
     started = time.monotonic()
     prefix = options.prefix.resolve()
     aggregator = prefix / "aggregator" / WORKSPACE_NAME
+    _make_prefix(prefix)
 
     _step(echo, f"creating the aggregator's workspace from template {options.template} in {aggregator}")
     fx_step(
         ["workspace", "create", "--prefix", str(aggregator), "--template", options.template], prefix.parent
     )
-    _set_plan_values(aggregator, options.rounds, options.collaborators)
+    bind_addr = bind_address(options.fqdn)
+    _set_plan_values(aggregator, options.rounds, options.collaborators, bind_addr)
     _step(echo, "initializing the plan and the model's initial weights")
     fx_step(["plan", "initialize", "-a", options.fqdn], aggregator)
     _step(echo, "setting up the certificate authority and the aggregator's certificate")
@@ -147,7 +196,12 @@ def run_quickstart(options: QuickstartOptions, echo: IO[str] = sys.stdout) -> Qu
         _step(echo, f"{name}: importing the workspace and certifying it (data shard {shard})")
         workspaces[name] = _add_collaborator(aggregator, archive, prefix / name, name, shard)
 
-    _step(echo, f"starting the aggregator and {len(names)} collaborators over mutual TLS on {options.fqdn}")
+    _step(
+        echo,
+        f"starting the aggregator and {len(names)} collaborators over mutual TLS on {options.fqdn};"
+        f" the aggregator listens on {_host_port(bind_addr, _plan_port(aggregator))}"
+        + (" (this machine only)" if bind_addr == LOOPBACK else ""),
+    )
     group = ProcessGroup(echo=echo)
     try:
         group.start("aggregator", ["aggregator", "start"], aggregator, aggregator / "logs" / "aggregator.log")

@@ -4,11 +4,21 @@ Written one tensor at a time and read one tensor at a time, with each tensor's b
 array to the file and from the file to a fresh array without protobuf in between: no 2 GiB message
 limit and no intermediate copies. Writes are atomic, and go past the page cache (`utils.direct_io`).
 Snapshots written by OpenFL (float32 bytes, shape in the first transformer metadata) load too.
+
+Each tensor carries the CRC-32 of its bytes (`data_crc32`), checked on every load, so a flipped bit
+is refused instead of loaded; OpenFL's tensors have none and load unchecked. zlib's CRC-32 rather
+than BLAKE2b: it runs in C at about 4x BLAKE2b's speed over large buffers (about 1.7 vs 0.45 GB/s
+on one core) and guards against accidental damage, which is all that is wanted here. For a large
+tensor it is computed on a second thread while the bytes go to or come from the file (both release
+the GIL), so the checksum costs next to no wall time.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +44,9 @@ _TENSORS_TAG = encode_tag(ModelProto.TENSORS_FIELD_NUMBER, LENGTH_DELIMITED)
 _COUNT_FIELD = ModelProto.TENSOR_COUNT_FIELD_NUMBER
 _DATA_FIELD = NamedTensorProto.DATA_BYTES_FIELD_NUMBER
 _DATA_TAG = encode_tag(_DATA_FIELD, LENGTH_DELIMITED)
+# Tensors from this size on are checksummed on a second thread, beside the I/O, in chunks this big.
+_PARALLEL_BYTES = 8 * 1024 * 1024
+_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -97,19 +110,58 @@ def _write_tensor(
     data = array_bytes(array)
     dtype = dtype_name(array.dtype)
     shape = tuple(int(dim) for dim in array.shape)
-    # Fields 1-6, then 7 written straight from the array, then 8-9: the same bytes protobuf would
-    # produce for the whole message (fields in number order, empty data_bytes omitted).
+    # Fields 1-6, then 7 written straight from the array, then 100-102: the same bytes protobuf
+    # would produce for the whole message (fields in number order, empty data_bytes omitted).
     head = NamedTensorProto(name=name, round_number=round_number, lossless=True, tags=tags)
     if dtype == "float32" and all(dim <= _INT32_MAX for dim in shape):
         head.transformer_metadata.add().int_list.extend(shape)  # what OpenFL needs to read it
     head_bytes = head.SerializeToString()
-    tail_bytes = NamedTensorProto(dtype=dtype, shape=shape).SerializeToString()
+    # the checksum is a fixed32, so the record's length is known before it is
+    tail = NamedTensorProto(dtype=dtype, shape=shape, data_crc32=0)
     data_prefix = _DATA_TAG + encode_varint(data.nbytes) if data.nbytes else b""
-    length = len(head_bytes) + len(data_prefix) + data.nbytes + len(tail_bytes)
+    length = len(head_bytes) + len(data_prefix) + data.nbytes + tail.ByteSize()
     handle.write(_TENSORS_TAG + encode_varint(length) + head_bytes + data_prefix)
-    if data.nbytes:
+    if data.nbytes < _PARALLEL_BYTES:
         handle.write(data)
-    handle.write(tail_bytes)
+        tail.data_crc32 = zlib.crc32(data)
+    else:
+        checksum = _Checksum()
+        checksum.add(data)
+        try:
+            handle.write(data)
+        finally:
+            tail.data_crc32 = checksum.value()
+    handle.write(tail.SerializeToString())
+
+
+class _Checksum:
+    """The running CRC-32 of the chunks given to `add`, computed on its own thread meanwhile."""
+
+    def __init__(self) -> None:
+        self._chunks: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        self._crc = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fx-snapshot-crc32", daemon=True)
+        self._thread.start()
+
+    def add(self, chunk: memoryview) -> None:
+        """Queue `chunk`, which must stay unchanged until `value()` returns."""
+        self._chunks.put(chunk)
+
+    def value(self) -> int:
+        self._chunks.put(None)
+        self._thread.join()
+        if self._error is not None:  # never a wrong checksum written or trusted
+            raise self._error
+        return self._crc
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._error is None:
+                try:
+                    self._crc = zlib.crc32(chunk, self._crc)
+                except BaseException as exc:  # re-raised by value()
+                    self._error = exc
 
 
 def _iter_records(path: Path) -> Iterator[tuple[NamedTensorProto, np.ndarray]]:
@@ -158,15 +210,15 @@ def _scan(reader: FieldReader) -> Iterator[tuple[NamedTensorProto, np.ndarray]]:
 
 
 def _read_tensor(reader: FieldReader) -> tuple[NamedTensorProto, np.ndarray]:
-    """One NamedTensorProto: small fields parsed by protobuf, data_bytes read into its own buffer."""
+    """One NamedTensorProto: small fields parsed by protobuf, data_bytes read into its own buffer
+    and checked against data_crc32 when the record has one."""
     header = bytearray()
     data = np.empty(0, dtype=np.uint8)
+    crc = 0
     while (key := reader.read_tag()) is not None:
         field_number, wire_type, raw_tag = key
         if field_number == _DATA_FIELD and wire_type == LENGTH_DELIMITED:
-            # A fresh numpy buffer is aligned for any dtype and writable, unlike a slice of the file.
-            data = np.empty(reader.read_length(), dtype=np.uint8)
-            reader.read_into(data.data)
+            data, crc = _read_data(reader, reader.read_length())
         else:
             header.extend(raw_tag)
             header.extend(reader.read_raw_value(wire_type))
@@ -174,7 +226,31 @@ def _read_tensor(reader: FieldReader) -> tuple[NamedTensorProto, np.ndarray]:
         proto = NamedTensorProto.FromString(bytes(header))
     except DecodeError as exc:
         raise WireError(f"malformed tensor record ({exc})") from None
+    if proto.HasField("data_crc32") and proto.data_crc32 != crc:
+        raise WireError(
+            f"tensor {proto.name!r}: its bytes do not match their checksum (CRC-32 {crc:08x}, "
+            f"recorded {proto.data_crc32:08x}): the file is damaged"
+        )
     return proto, data
+
+
+def _read_data(reader: FieldReader, size: int) -> tuple[np.ndarray, int]:
+    """The next `size` bytes in a fresh buffer (aligned for any dtype and writable, unlike a slice
+    of the file), and their CRC-32."""
+    data = np.empty(size, dtype=np.uint8)
+    view = data.data
+    if size < _PARALLEL_BYTES:
+        reader.read_into(view)
+        return data, zlib.crc32(view)
+    checksum = _Checksum()
+    try:
+        for start in range(0, size, _CHUNK_BYTES):
+            chunk = view[start : start + _CHUNK_BYTES]
+            reader.read_into(chunk)
+            checksum.add(chunk)
+    finally:
+        crc = checksum.value()
+    return data, crc
 
 
 def _to_array(proto: NamedTensorProto, data: np.ndarray) -> np.ndarray:

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import re
+import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 PRIVATE_MODE = 0o600
+
+log = logging.getLogger(__name__)
+
+# the temporary files of `_replacing`: `.NAME.XXXXXXXX.tmp` (`tempfile.mkstemp`'s random part)
+TEMPORARY_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<random>[a-z0-9_]+)\.tmp$")
 
 
 class ByteSink(Protocol):
@@ -33,13 +41,16 @@ def _replacing(path: str | Path, mode: int, durable: bool = True) -> Iterator[in
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         try:
+            # held until the rename is done: `remove_stale_temporaries` leaves a locked one alone
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.fchmod(fd, mode)
             yield fd
             if durable:
                 os.fsync(fd)
+            os.replace(tmp_name, target)
         finally:
             os.close(fd)
-        os.replace(tmp_name, target)
         if durable:
             _fsync_dir(target.parent)
     except BaseException:
@@ -106,6 +117,57 @@ def updating(path: str | Path) -> Iterator[None]:
 def write_private(path: str | Path, data: bytes) -> None:
     """Write a secret (a private key) readable by its owner only, from the first byte on."""
     atomic_write_bytes(path, data, PRIVATE_MODE)
+
+
+def remove_stale_temporaries(folders: Iterable[str | Path]) -> list[tuple[Path, int]]:
+    """Delete the temporary files that writers killed mid-write left in `folders` (not their subfolders);
+    return each removed file with its size, and log it.
+
+    Only regular files named as `_replacing` names them, and only those no live writer holds (a
+    writer keeps an exclusive `flock` on its temporary file until it renames it)."""
+    removed: list[tuple[Path, int]] = []
+    seen: set[Path] = set()
+    for folder in map(Path, folders):
+        key = folder.absolute()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            names = sorted(entry.name for entry in os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for name in names:
+            if TEMPORARY_NAME.match(name):
+                size = _remove_unless_held(folder / name)
+                if size is not None:
+                    removed.append((folder / name, size))
+                    log.warning("removed a stale temporary file %s (%d bytes)", folder / name, size)
+    return removed
+
+
+def _remove_unless_held(path: Path) -> int | None:
+    """Unlink `path` if it is a regular file that nobody holds a lock on; its size, or None if kept."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # gone, a symbolic link, unreadable
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a live writer's
+            return None
+        except OSError:
+            pass  # no flock on this file system: the caller's own lock must rule out writers
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return None
+        return info.st_size
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:

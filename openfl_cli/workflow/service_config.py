@@ -59,7 +59,7 @@ class PrivateAttributesSpec:
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """The YAML mapping of a director's or an envoy's config (`yaml.safe_load` only)."""
+    """The YAML mapping of a director's or an envoy's config (read by `utils/safe_yaml.py`)."""
     path = Path(path)
     document = read_yaml(path, str(path))
     if document is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def test_streamed_file_is_what_protobuf_writes(tmp_path: Path) -> None:
             name=name, round_number=2, lossless=True, tags=["model"], data_bytes=array.tobytes()
         )
         proto.dtype, proto.shape[:] = array.dtype.name, array.shape
+        proto.data_crc32 = zlib.crc32(array.tobytes())
         if array.dtype == np.float32:
             proto.transformer_metadata.add(int_list=array.shape)
     assert path.read_bytes() == whole.SerializeToString()

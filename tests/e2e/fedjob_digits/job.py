@@ -21,6 +21,7 @@ def digits_job(
     name: str = "digits_fedavg",
 ) -> Any:
     import torch
+
     from openfl_cli.job import FedAvg, FedJob, IntimeModelSelector, PTModel, ScriptRunner
 
     if str(SRC) not in sys.path:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import openfl_cli.client as flare
 import torch
 from net import Net
 from sklearn.datasets import load_digits
 from torch import nn
+
+import openfl_cli.client as flare
 
 
 def site_data(site: str, n_clients: int) -> tuple[torch.Tensor, ...]:
