@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-MB = 1 << 20
 TARGET_SECONDS, TARGET_MB = 30.0, 1024.0
 WIDE = 190_000  # hidden units: a 57 MB model
 
@@ -40,42 +36,13 @@ def child(n: int, rounds: int, external: bool, hidden: int) -> dict[str, Any]:
     return {"seconds": seconds}
 
 
-def tree_rss_bytes(root: int) -> int:
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            with open(f"/proc/{pid}/statm") as statm:
-                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as children:
-                    todo += [int(c) for c in children.read().split()]
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            continue
-    return total
-
-
 def run(n: int, rounds: int, external: bool, hidden: int) -> dict[str, Any]:
+    """One fresh child process, its wall time and the peak RSS of its process tree (the bench's sampler)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from workflow import run_command
+
     command = [sys.executable, __file__, "--child", str(n), str(rounds), str(int(external)), str(hidden)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.wait(0.05):
-            peak = max(peak, tree_rss_bytes(process.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, err = process.communicate()
-    done.set()
-    sampler.join()
-    if process.returncode != 0:
-        sys.exit(f"bench child N={n} failed:\n{err[-3000:]}")
-    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    figures["peak_mb"] = peak / MB
-    return figures
+    return run_command(command, f"N={n}")
 
 
 def main() -> None:
