@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from openfl_cli.cli.options import confirm_hash, days_option, fqdn_option, resolved_fqdn
+from openfl_cli.cli.options import authority_options, confirm_hash, days_option, fqdn_option, resolved_fqdn
 
 _folder_option = click.option(
     "--folder",
@@ -33,16 +33,7 @@ def _absolute(folder: Path) -> Path:
 
 @click.command("create-ca")
 @_folder_option
-@click.option(
-    "--force", is_flag=True, help="Replace an existing authority (its certificates stop being trusted)."
-)
-@click.option(
-    "--days",
-    type=click.IntRange(1, 36500),
-    default=3650,
-    show_default=True,
-    help="Validity of the authority's certificates.",
-)
+@authority_options
 def director_create_ca(folder: Path, force: bool, days: int) -> None:
     """Create the director's certificate authority (run on the director's node)."""
     from openfl_cli.pki.nodes import create_director_authority

@@ -55,6 +55,21 @@ collaborator_name_option = click.option(
 
 # -- certificates ----------------------------------------------------------------------------------------
 
+
+def authority_options(command: F) -> F:
+    """`--force` and `--days` of the commands that create a certificate authority."""
+    command = click.option(
+        "--days",
+        type=click.IntRange(1, 36500),
+        default=3650,
+        show_default=True,
+        help="Validity of the authority's certificates.",
+    )(command)
+    return click.option(
+        "--force", is_flag=True, help="Replace an existing authority (its certificates stop being trusted)."
+    )(command)
+
+
 days_option = click.option(
     "--days",
     type=click.IntRange(1, 36500),

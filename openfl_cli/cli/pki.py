@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from openfl_cli.cli.options import (
+    authority_options,
     collaborator_name_option,
     confirm_hash,
     days_option,
@@ -25,16 +26,7 @@ def _workspace() -> Path:
 
 
 @click.command("certify")
-@click.option(
-    "--force", is_flag=True, help="Replace an existing authority (its certificates stop being trusted)."
-)
-@click.option(
-    "--days",
-    type=click.IntRange(1, 36500),
-    default=3650,
-    show_default=True,
-    help="Validity of the authority's certificates.",
-)
+@authority_options
 def workspace_certify(force: bool, days: int) -> None:
     """Create the federation's certificate authority (run on the aggregator node)."""
     from openfl_cli.pki.ca import create_authority

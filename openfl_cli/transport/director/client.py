@@ -123,14 +123,18 @@ class _DirectorChannel:
         self._channel.close()
 
 
-class EnvoyClient:
-    """What an envoy calls on the director."""
+class _DirectorClient:
+    """A client of one of the director's services: its channel, with the caller's name on every call."""
+
+    service = ""
+    role = ""
+    default_retry = RetryPolicy(1.0, 10.0)
 
     def __init__(
         self,
         address: str,
         port: int,
-        envoy: str,
+        sender: str,
         tls: TlsMaterial | None,
         *,
         retry: RetryPolicy | None = None,
@@ -138,17 +142,34 @@ class EnvoyClient:
         server_name: str | None = None,
     ) -> None:
         self._link = _DirectorChannel(
-            ENVOY_SERVICE,
-            "envoy",
+            self.service,
+            self.role,
             address,
             port,
-            envoy,
+            sender,
             tls,
-            retry or RetryPolicy(1.0, 24 * 3600.0),
+            retry or self.default_retry,
             limits,
             server_name,
         )
         self.target = self._link.target
+        self._bind()
+
+    def _bind(self) -> None:
+        """Make the service's method stubs on the channel."""
+
+    def close(self) -> None:
+        self._link.close()
+
+
+class EnvoyClient(_DirectorClient):
+    """What an envoy calls on the director (retrying for a day: the director may be restarted)."""
+
+    service = ENVOY_SERVICE
+    role = "envoy"
+    default_retry = RetryPolicy(1.0, 24 * 3600.0)
+
+    def _bind(self) -> None:
         self._health = self._link.unary("Health", dpb.HealthReply)
         self._wait = self._link.unary("WaitWork", dpb.WorkItem)
         self._decide = self._link.unary("Decide", dpb.Ack)
@@ -183,36 +204,14 @@ class EnvoyClient:
     def send_output(self, batch: dpb.OutputBatch) -> None:
         self._link.unary_call(self._output, "SendOutput", batch, UNARY_TIMEOUT)
 
-    def close(self) -> None:
-        self._link.close()
 
-
-class ExperimenterClient:
+class ExperimenterClient(_DirectorClient):
     """What a data scientist's FederatedRuntime (and `fx director envoys`) calls on the director."""
 
-    def __init__(
-        self,
-        address: str,
-        port: int,
-        user: str,
-        tls: TlsMaterial | None,
-        *,
-        retry: RetryPolicy | None = None,
-        limits: Limits | None = None,
-        server_name: str | None = None,
-    ) -> None:
-        self._link = _DirectorChannel(
-            EXPERIMENTS_SERVICE,
-            "experimenter",
-            address,
-            port,
-            user,
-            tls,
-            retry or RetryPolicy(1.0, 10.0),
-            limits,
-            server_name,
-        )
-        self.target = self._link.target
+    service = EXPERIMENTS_SERVICE
+    role = "experimenter"
+
+    def _bind(self) -> None:
         self._list = self._link.unary("ListEnvoys", dpb.EnvoyList)
 
     def list_envoys(self) -> dpb.EnvoyList:
@@ -233,9 +232,6 @@ class ExperimenterClient:
 
     def result(self, experiment: str) -> ReceivedState:
         return self._link.download("GetResult", "GetResult", dpb.ResultRequest(experiment=experiment))
-
-    def close(self) -> None:
-        self._link.close()
 
 
 def _first(stream: Iterator[Any]) -> Iterator[Any]:
