@@ -175,12 +175,24 @@ def _processes_under(folder: Path) -> list[int]:
     return found
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to find the children")
 def test_ctrl_c_stops_every_process_it_started(tmp_path: Path) -> None:
     prefix = (tmp_path / "qs").resolve()
     args = ["quickstart", "--template", "numpy/digits", "--rounds", "500", "--prefix", str(prefix)]
     quickstart = subprocess.Popen(
-        [*FX, *args], cwd=tmp_path, env=fx_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*FX, *args],
+        cwd=tmp_path,
+        env=fx_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # Ctrl-C as a terminal delivers it, whatever this test inherited (a shell's background job
+        # runs with SIGINT ignored, and a child keeps that)
+        preexec_fn=_default_sigint,
     )
     try:
         assert quickstart.stdout is not None
