@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from openfl_cli.cli.options import collaborator_name_option, cols_option, data_option, plan_option
+
+
+def best_model_text(best: Path | None) -> str:
+    """What the end of a run says about `best`: its path only when the file was written."""
+    if best is None:
+        return "no best model (no round reported the plan's best metric; see the log)"
+    return f"best model {best}"
 
 
 @click.command("start")
@@ -25,7 +33,7 @@ def aggregator_start(plan_path: str, cols_path: str) -> None:
         sys.exit(130)
     click.echo(
         f"experiment complete: {run.rounds_to_train} rounds; last model {run.last_state_path},"
-        f" best model {run.best_state_path}"
+        f" {best_model_text(run.best_state_path)}"
     )
 
 

@@ -41,16 +41,22 @@ def remove_collaborator(workspace: Path, name: str) -> bool:
 
 
 def set_data_path(workspace: Path, name: str, data: str) -> Path:
-    """Record `name: data` in `plan/data.yaml` (rewritten as a YAML mapping), replacing an older entry."""
-    from openfl_cli.plan.participants import read_data_paths
+    """Record `name: data` in `plan/data.yaml`, replacing an older entry. A file of OpenFL's
+    `name,path` lines keeps that form (and its comments); otherwise it is written as a YAML mapping."""
+    from openfl_cli.plan.participants import is_line_format, read_data_paths, with_data_line
 
     if not str(data).strip():
         raise UsageError("the data path is empty")
+    name, value = check_collaborator_name(name), str(data).strip()
     path = data_path(workspace)
     with updating(path):
-        paths = read_data_paths(path, str(path))
-        paths[check_collaborator_name(name)] = str(data).strip()
-        atomic_write_text(path, yaml.safe_dump(paths, sort_keys=False, default_flow_style=False))
+        paths = read_data_paths(path, str(path))  # also checks the file as it is
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if is_line_format(text):
+            atomic_write_text(path, with_data_line(text, name, value))
+        else:
+            paths[name] = value
+            atomic_write_text(path, yaml.safe_dump(paths, sort_keys=False, default_flow_style=False))
     return path
 
 

@@ -45,7 +45,7 @@ def read_data_paths(path: Path, display: str) -> dict[str, str]:
         document = load_yaml_text(text, display)
     except YamlSyntaxError:
         document = text  # not YAML: perhaps the line format (YAML that breaks a bound is refused)
-    if isinstance(document, str) or _looks_like_lines(text):
+    if isinstance(document, str) or is_line_format(text):
         return _read_lines(text, display)
     if document is None:
         return {}
@@ -61,9 +61,27 @@ def read_data_paths(path: Path, display: str) -> dict[str, str]:
     return paths
 
 
-def _looks_like_lines(text: str) -> bool:
+def is_line_format(text: str) -> bool:
+    """True when `text` is OpenFL's data file form: `name,path` lines (comments and blanks aside)."""
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     return bool(lines) and all("," in line and ":" not in line.split(",", 1)[0] for line in lines)
+
+
+def with_data_line(text: str, name: str, path: str) -> str:
+    """`text` (line form) with `name,path` replacing that collaborator's line, or appended; every other
+    line (comments included) is kept as it was."""
+    lines = text.splitlines(keepends=True)
+    entry = f"{name},{path}\n"
+    for index, raw in enumerate(lines):
+        line = raw.strip()
+        if line and not line.startswith("#") and line.partition(",")[0].strip() == name:
+            lines[index] = entry
+            return "".join(lines)
+    while lines and not lines[-1].strip():  # append after the last entry, not after trailing blanks
+        lines.pop()
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return "".join([*lines, entry])
 
 
 def _read_lines(text: str, display: str) -> dict[str, str]:

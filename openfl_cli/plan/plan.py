@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from openfl_cli.errors import PlanError
 from openfl_cli.plan import aliases
+from openfl_cli.plan.kinds import kind_of
 from openfl_cli.plan.participants import read_collaborators, read_data_paths
 from openfl_cli.plan.schema import AggregatorSettings, CollaboratorSettings, NetworkSettings, TaskSpec
 from openfl_cli.plan.sections import resolve
@@ -98,9 +99,13 @@ class Plan:
         injected: Mapping[str, Any],
         optional_injected: Mapping[str, Any],
     ) -> tuple[Any, dict[str, Any]]:
-        """Import `template` and check `settings` against it; return (class, optional args it takes)."""
+        """Import `template`, check it builds this section's kind and that `settings` bind to it;
+        return (class, optional args it takes). Nothing of the template is called here."""
         try:
             target = import_object(template, self.workspace)
+            kind = kind_of(key)
+            if kind is not None and not kind.admits(target):
+                raise TemplateError(kind.refusal(template, target))
             extras = accepted_injections(target, optional_injected)
             check_call(target, template, settings, [*injected, *extras])
         except TemplateError as error:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from openfl_cli.plan import checks
-from openfl_cli.plan.aliases import IGNORED_SETTINGS
+from openfl_cli.plan.aliases import FIXED_SETTINGS, IGNORED_SETTINGS
 from openfl_cli.plan.files import unknown_key_message
 
 log = logging.getLogger(__name__)
@@ -110,13 +110,23 @@ def parse_settings(cls: type[S], section: str, raw: dict[str, Any]) -> S:
     Raises SettingError(key, message) naming the setting.
     """
     names = {spec.name for spec in dataclasses.fields(cls)}
-    ignored = IGNORED_SETTINGS.get(section, frozenset())
+    ignored = IGNORED_SETTINGS.get(section, {})
+    fixed = FIXED_SETTINGS.get(section, {})
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in ignored:
-            log.warning("%s.settings.%s is an OpenFL setting that fx ignores", section, key)
+        if key in fixed:
+            _check_fixed(key, value, *fixed[key])
+        elif key in ignored:
+            if value != ignored[key]:
+                log.warning("%s.settings.%s is an OpenFL setting that fx ignores", section, key)
         elif key not in names:
             raise SettingError(key, unknown_key_message(key, names))
         else:
             values[key] = value
     return cls(**values)
+
+
+def _check_fixed(key: str, value: Any, supported: str, refusal: str) -> None:
+    """An OpenFL setting with the one value fx supports (compared as OpenFL does, ignoring case)."""
+    if not isinstance(value, str) or value.lower() != supported:
+        raise SettingError(key, f"expected {supported!r}, got {value!r}: {refusal}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from openfl_cli.plan import aliases, checks
+from openfl_cli.plan import aliases, checks, kinds
 from openfl_cli.plan.files import unknown_key_message
 from openfl_cli.plan.schema import (
     AggregatorSettings,
@@ -55,6 +55,8 @@ def resolve(sections: dict[str, dict[str, Any]], origins: Origins) -> Resolved:
         if name == "tasks":
             continue
         template, settings = _template_and_settings(name, body, origins)
+        if name == "aggregator":
+            settings = _with_implied_best_metric(settings, sections["tasks"])
         if name in _TYPED:
             cls, expected = _TYPED[name]
             if template not in (None, expected):
@@ -83,15 +85,25 @@ def _template_and_settings(name: str, body: dict[str, Any], origins: Origins) ->
             raise origins.error((name, str(key)), unknown_key_message(str(key), _SECTION_KEYS, "key"))
     template = body.get("template")
     if template is not None:
-        try:
-            template = aliases.canonical_template(checks.dotted_path(template))
-        except ValueError as error:
-            raise origins.error((name, "template"), str(error)) from None
+        template = _checked_template(template, (name,), origins)
     try:
         settings = checks.mapping(body.get("settings"))
     except ValueError as error:
         raise origins.error((name, "settings"), str(error)) from None
     return template, settings
+
+
+def _checked_template(value: Any, key: tuple[str, ...], origins: Origins) -> str:
+    """The class path a `template` value names (OpenFL's names mapped), refused when it is no dotted
+    path, an OpenFL class fx lacks, or a standard-library name (never a plan component)."""
+    try:
+        template = aliases.canonical_template(checks.dotted_path(value))
+    except ValueError as error:
+        raise origins.error((*key, "template"), str(error)) from None
+    refusal = kinds.standard_library_refusal(key, template)
+    if refusal is not None:
+        raise origins.error((*key, "template"), refusal)
+    return template
 
 
 def _check_known(
@@ -156,14 +168,26 @@ def _aggregation(value: Any, key: tuple[str, ...], origins: Origins) -> tuple[st
             raise origins.error(
                 (*key, str(field)), unknown_key_message(str(field), ["template", "settings"], "key")
             )
-    try:
-        template = aliases.canonical_template(checks.dotted_path(value.get("template")))
-    except ValueError as error:
-        raise origins.error((*key, "template"), str(error)) from None
+    template = _checked_template(value.get("template"), key, origins)
     try:
         return template, checks.mapping(value.get("settings"))
     except ValueError as error:
         raise origins.error((*key, "settings"), str(error)) from None
+
+
+def _with_implied_best_metric(settings: dict[str, Any], tasks: Any) -> dict[str, Any]:
+    """OpenFL keeps as best the model that scores highest on the metrics its global validation task
+    reports, with no setting naming one: when no file sets `best_metric` and that task lists metrics
+    without fx's default, the first one it lists is the best metric (`accuracy` for OpenFL's Keras)."""
+    if "best_metric" in settings or not isinstance(tasks, dict):
+        return settings
+    task = tasks.get(settings.get("best_metric_task", AggregatorSettings.best_metric_task))
+    kwargs = task.get("kwargs") if isinstance(task, dict) else None
+    metrics = kwargs.get("metrics") if isinstance(kwargs, dict) else None
+    if not isinstance(metrics, list) or not metrics or AggregatorSettings.best_metric in metrics:
+        return settings
+    first = metrics[0]
+    return {**settings, "best_metric": first} if isinstance(first, str) else settings
 
 
 def _check_best_metric_task(name: str, tasks: dict[str, TaskSpec], origins: Origins) -> None:

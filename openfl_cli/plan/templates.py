@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from openfl_cli.plan.files import unknown_key_message
+from openfl_cli.plan.files import did_you_mean, unknown_key_message
+from openfl_cli.runners.frameworks import install_hint, tensorflow_import
 
 WORKSPACE_PACKAGE = "src"
 
@@ -59,13 +61,38 @@ def import_object(template: str, workspace: Path) -> Any:
             module = importlib.import_module(module_name)
     except ImportError as error:
         where = f" from the workspace {workspace}" if from_workspace else ""
-        raise TemplateError(f"cannot import {module_name!r}{where}: {error}") from None
+        hint = install_hint(error.name) or _module_hint(
+            module_name, error, workspace.resolve() if from_workspace else None
+        )
+        raise TemplateError(f"cannot import {module_name!r}{where}: {error}{hint}") from None
     except Exception as error:  # user code failing at import time: show it as a plan problem
         raise TemplateError(f"importing {module_name!r} failed: {type(error).__name__}: {error}") from None
     try:
         return getattr(module, attribute)
     except AttributeError:
-        raise TemplateError(f"module {module_name!r} has no attribute {attribute!r}") from None
+        hint = did_you_mean(attribute, _class_names(module))
+        raise TemplateError(f"module {module_name!r} has no attribute {attribute!r}{hint}") from None
+
+
+def _class_names(module: Any) -> list[str]:
+    """The public classes a module defines or exports (what a template may name)."""
+    return [name for name, value in vars(module).items() if inspect.isclass(value) and name[:1] != "_"]
+
+
+def _module_hint(module_name: str, error: ImportError, workspace: Path | None) -> str:
+    """' (did you mean ...?)' over the modules beside the one that is missing, when its package exists."""
+    missing = getattr(error, "name", None)
+    if not isinstance(error, ModuleNotFoundError) or not missing or "." not in missing:
+        return ""
+    if not module_name.startswith(missing):  # the template's module imports something else that is missing
+        return ""
+    parent = missing.rpartition(".")[0]
+    try:
+        package = _import_from(parent, workspace) if workspace else importlib.import_module(parent)
+    except Exception:  # the package itself is missing or broken: nothing to offer
+        return ""
+    siblings = [f"{parent}.{info.name}" for info in pkgutil.iter_modules(getattr(package, "__path__", []))]
+    return did_you_mean(missing, siblings)
 
 
 def _import_from(module_name: str, workspace: Path) -> Any:
@@ -74,7 +101,8 @@ def _import_from(module_name: str, workspace: Path) -> Any:
     sys.path.insert(0, entry)
     try:
         importlib.invalidate_caches()
-        return importlib.import_module(module_name)
+        with tensorflow_import():  # workspace code may load TensorFlow (through Keras) first
+            return importlib.import_module(module_name)
     finally:
         # remove only our own entry (user code may have added others)
         if entry in sys.path:

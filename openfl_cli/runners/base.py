@@ -11,6 +11,7 @@ mapping. Tasks return a `ModelUpdate` (weights and optimizer state apart, metric
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 __all__ = ["OPT_PREFIX", "OPT_TREATMENTS", "ModelUpdate", "TaskResult", "TaskRunner"]
 
 OPT_TREATMENTS = ("RESET", "CONTINUE_LOCAL", "CONTINUE_GLOBAL")
+LOADER_OPTIONS = ("batch_size",)  # task kwargs the framework runners hand to the data loader
+# one metric, two spellings: fx's and OpenFL's PyTorch plans ask for `acc`, OpenFL's Keras plans (after
+# Keras's own metric name) for `accuracy`; a runner reporting either answers both
+METRIC_SYNONYMS = {"acc": "accuracy", "accuracy": "acc"}
 MetricCallback = Callable[[str, str, int, float], None]  # (task name, metric name, round, value)
 
 
@@ -146,16 +151,42 @@ class TaskRunner(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not implement load_native()")
 
     # --- helpers ---------------------------------------------------------------------------------
+    def loader_batches(self, split: str, task_kwargs: Mapping[str, Any]) -> Any:
+        """The data loader's `train` or `valid` batches, given the task's loader options that its
+        `get_<split>_loader` accepts (`batch_size`: OpenFL's Keras tasks set one per task)."""
+        if self.data_loader is None:
+            raise RuntimeError(f"{type(self).__name__} has no data loader")
+        method = getattr(self.data_loader, f"get_{split}_loader")
+        return method(**self.loader_options(task_kwargs, method))
+
+    @staticmethod
+    def loader_options(
+        task_kwargs: Mapping[str, Any], method: Callable[..., Any] | None = None
+    ) -> dict[str, Any]:
+        """What of a task's kwargs goes on to the data loader: those of LOADER_OPTIONS that `method`
+        (a `get_*_loader`) takes, all of them when it takes **kwargs or is not given."""
+        options = {key: task_kwargs[key] for key in LOADER_OPTIONS if key in task_kwargs}
+        if method is None or not options:
+            return options
+        try:
+            params = inspect.signature(method).parameters
+        except (TypeError, ValueError):
+            return options
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return options
+        return {key: value for key, value in options.items() if key in params}
+
     @staticmethod
     def _select(found: Mapping[str, float], wanted: Sequence[str] | None, task_name: str) -> dict[str, float]:
         if not wanted:
             return dict(found)
-        missing = [name for name in wanted if name not in found]
+        known = {**{alias: found[name] for alias, name in METRIC_SYNONYMS.items() if name in found}, **found}
+        missing = [name for name in wanted if name not in known]
         if missing:
             raise KeyError(
                 f"task {task_name!r} asked for metrics {missing} but the runner produced {sorted(found)}"
             )
-        return {name: found[name] for name in wanted}
+        return {name: known[name] for name in wanted}
 
     def _report(self, task_name: str, round_number: int, metrics: Mapping[str, float]) -> None:
         if self.log_metric_callback is not None:

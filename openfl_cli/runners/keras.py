@@ -18,11 +18,16 @@ from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-import keras  # after choosing the backend: Keras reads it on its first import
-
 from openfl_cli.data.base import DataLoader
 from openfl_cli.runners.base import OPT_PREFIX, TaskRunner
+from openfl_cli.runners.frameworks import install_hint, tensorflow_import
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+try:
+    with tensorflow_import():  # Keras reads the backend on its first import, and loads it
+        import keras
+except ModuleNotFoundError as missing:
+    raise ModuleNotFoundError(f"{missing}{install_hint(missing.name)}", name=missing.name) from None
 
 log = logging.getLogger(__name__)
 NOT_STATE = ("learning_rate",)  # optimizer variables that are settings
@@ -99,10 +104,10 @@ class KerasTaskRunner(TaskRunner):
 
     # --- the two passes --------------------------------------------------------------------------
     def train_epoch(self, round_number: int, **kwargs: Any) -> dict[str, float]:
-        return self._run(self._require_loader().get_train_loader(), self.model.train_on_batch)
+        return self._run(self.loader_batches("train", kwargs), self.model.train_on_batch)
 
     def validate_pass(self, round_number: int, **kwargs: Any) -> dict[str, float]:
-        return self._run(self._require_loader().get_valid_loader(), self.model.test_on_batch)
+        return self._run(self.loader_batches("valid", kwargs), self.model.test_on_batch)
 
     def _run(self, batches: Any, step: Any) -> dict[str, float]:
         """Sample-weighted means of the per-batch logs (Keras resets its metrics on every batch)."""
@@ -118,11 +123,6 @@ class KerasTaskRunner(TaskRunner):
         if "accuracy" in means:
             means["acc"] = means["accuracy"]
         return means
-
-    def _require_loader(self) -> DataLoader:
-        if self.data_loader is None:
-            raise RuntimeError(f"{type(self).__name__} has no data loader")
-        return self.data_loader
 
     # --- native format ---------------------------------------------------------------------------
     def save_native(self, path: str | Path) -> Path:

@@ -9,6 +9,7 @@ from openfl_cli.federation.aggregation.base import (
     TensorAccumulator,
     is_float_tensor,
 )
+from openfl_cli.federation.aggregation.fedcurv import FedCurvWeightedAverage, SumAccumulator
 from openfl_cli.federation.aggregation.function import AggregationFunction
 from openfl_cli.federation.aggregation.metrics import weighted_metrics
 from openfl_cli.federation.aggregation.pure import (
@@ -30,7 +31,9 @@ __all__ = [
     "ContributionError",
     "FedAdam",
     "FedAvgM",
+    "FedCurvWeightedAverage",
     "Median",
+    "SumAccumulator",
     "TensorAccumulator",
     "TrimmedMean",
     "WeightedAverage",

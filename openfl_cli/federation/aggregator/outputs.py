@@ -85,6 +85,7 @@ class RoundOutputs:
         self.writer = writer
         self._save_native = save_native
         self.best: BestMetric | None = store.best() if store is not None else None
+        self._said_metric_missing = False
 
     def resume_point(self) -> ResumePoint | None:
         """Where a restarted aggregator carries on, None for a fresh experiment."""
@@ -105,7 +106,16 @@ class RoundOutputs:
         new_model: Mapping[str, np.ndarray],
     ) -> tuple[BestMetric | None, Mapping[str, np.ndarray] | None]:
         """Did round `number` improve the best metric? Then (the new best, the model it judged)."""
-        value = aggregated.get(self.rule.task, {}).get(self.rule.metric)
+        reported = aggregated.get(self.rule.task, {})
+        value = reported.get(self.rule.metric)
+        if value is None and reported and not self._said_metric_missing:
+            self._said_metric_missing = True  # once: every round would say the same
+            log.warning(
+                "no best model is kept: task %s reports %s, not %r (aggregator.settings.best_metric)",
+                self.rule.task,
+                ", ".join(sorted(reported)),
+                self.rule.metric,
+            )
         if value is None or not self.rule.better(value, self.best):
             return None, None
         self.best = BestMetric(float(value), number)
@@ -147,6 +157,11 @@ class RoundOutputs:
             record.best.value,
             record.number + 1,
         )
+
+    def best_written(self) -> Path | None:
+        """`best_path` when a best model was chosen (in this run or before a restart) and its file is
+        there; None when no round ever scored the best metric (nothing may claim the file then)."""
+        return self.best_path if self.best is not None and self.best_path.is_file() else None
 
     def experiment_done(self, model: Mapping[str, np.ndarray]) -> Path | None:
         """The native model, when `save_native_model` asked for it."""

@@ -31,12 +31,27 @@ class KerasMNISTInMemory(DataLoader):
         self.x_train, self.x_valid = _images(x_train), _images(x_valid)
         self.train_batches = ArrayBatches(self.x_train, self.y_train, batch_size, shuffle=True, seed=seed)
         self.valid_batches = ArrayBatches(self.x_valid, self.y_valid, batch_size)
+        self.seed = seed
+        self._task_batches: dict[tuple[str, int], ArrayBatches] = {}  # a task's own batch_size
 
-    def get_train_loader(self, **kwargs: Any) -> ArrayBatches:
-        return self.train_batches
+    def get_train_loader(self, batch_size: int | None = None, **kwargs: Any) -> ArrayBatches:
+        """Batches of the data loader's size, or of a task's own `batch_size` (OpenFL's Keras tasks)."""
+        if batch_size is None or batch_size == self.batch_size:
+            return self.train_batches
+        return self._sized("train", int(batch_size))
 
-    def get_valid_loader(self, **kwargs: Any) -> ArrayBatches:
-        return self.valid_batches
+    def get_valid_loader(self, batch_size: int | None = None, **kwargs: Any) -> ArrayBatches:
+        if batch_size is None or batch_size == self.batch_size:
+            return self.valid_batches
+        return self._sized("valid", int(batch_size))
+
+    def _sized(self, part: str, batch_size: int) -> ArrayBatches:
+        key = (part, batch_size)
+        if key not in self._task_batches:
+            train = part == "train"
+            x, y = (self.x_train, self.y_train) if train else (self.x_valid, self.y_valid)
+            self._task_batches[key] = ArrayBatches(x, y, batch_size, shuffle=train, seed=self.seed)
+        return self._task_batches[key]
 
     def get_train_data_size(self) -> int:
         return len(self.y_train)
