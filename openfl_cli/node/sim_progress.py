@@ -1,61 +1,106 @@
-"""The simulator's progress bar over the collaborators of the current round.
+"""The simulator's live progress: a bar of the collaborators done in the current round and one bar
+per task (results in / tasks handed out so far).
 
-Redrawn in place on an interactive stderr, at most every `REDRAW_SECONDS`; elsewhere (a log file, CI)
-it stays silent and the aggregator's round lines tell the story.
+Drawn by rich on an interactive stderr; elsewhere (a log file, CI) it stays silent, rich is not
+imported, and the aggregator's round lines tell the story.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
-from typing import TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
-REDRAW_SECONDS = 0.1
-BAR_WIDTH = 30
+from openfl_cli.utils.console import LiveProgress, is_terminal, terminal_console
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import ProgressColumn, TaskID
+
+ROUND_BAR = "collaborators"
+
+
+def _columns() -> Sequence[str | ProgressColumn]:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[unit]}"),
+        TimeElapsedColumn(),
+    )
 
 
 class RoundProgress:
-    def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = enabled and self.stream.isatty()
+    def __init__(
+        self, enabled: bool = True, stream: TextIO | None = None, *, console: Console | None = None
+    ) -> None:
+        stream = stream or sys.stderr
+        if console is None and enabled and is_terminal(stream):
+            console = terminal_console(stream)
+        self._live = LiveProgress(console, _columns) if enabled and console is not None else None
         self._lock = threading.Lock()
-        self._label = ""
-        self._done = 0
-        self._expected = 0
-        self._drawn_at = 0.0
+        self._round: TaskID | None = None
+        self._tasks: dict[str, TaskID] = {}  # a bar per task name
+        self._assigned: dict[str, int] = {}  # how many collaborators were handed each task
+        self._done = self._expected = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self._live is not None
 
     def round_started(self, round_number: int, rounds: int, expected: int) -> None:
+        if self._live is None:
+            return
         with self._lock:
-            self._label = f"round {round_number + 1}/{rounds}"
+            progress = self._live.start()
+            for task_id in list(progress.task_ids):
+                progress.remove_task(task_id)
+            self._tasks.clear()
+            self._assigned.clear()
             self._done, self._expected = 0, expected
-            self._draw(force=True)
+            label = f"[bold]round {round_number + 1}/{rounds}"
+            self._round = progress.add_task(label, total=expected, unit=ROUND_BAR)
+
+    def task_started(self, task: str) -> None:
+        """A collaborator was handed `task`: one more result to wait for on that task's bar."""
+        if self._live is None:
+            return
+        with self._lock:
+            progress = self._live.active
+            if progress is None:
+                return
+            self._assigned[task] = self._assigned.get(task, 0) + 1
+            if task in self._tasks:
+                progress.update(self._tasks[task], total=self._assigned[task])
+            else:
+                self._tasks[task] = progress.add_task(f"  {task}", total=1, unit="results")
+
+    def task_done(self, task: str) -> None:
+        if self._live is None:
+            return
+        with self._lock:
+            progress = self._live.active
+            if progress is not None and task in self._tasks:
+                progress.advance(self._tasks[task])
 
     def collaborator_done(self) -> None:
+        if self._live is None:
+            return
         with self._lock:
+            progress = self._live.active
+            if progress is None or self._round is None:
+                return
+            progress.advance(self._round)
             self._done += 1
             if self._done >= self._expected:
-                self._clear()  # the aggregator prints the round's line next
-            else:
-                self._draw(force=False)
+                self._live.stop()  # cleared: the aggregator prints the round's line next
+                self._round = None
 
     def close(self) -> None:
-        with self._lock:
-            self._clear()
+        if self._live is not None:
+            with self._lock:
+                self._live.stop()
 
-    def _clear(self) -> None:
-        if self.enabled and self._label:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
-
-    def _draw(self, force: bool) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._drawn_at < REDRAW_SECONDS:
-            return
-        self._drawn_at = now
-        filled = BAR_WIDTH * self._done // max(1, self._expected)
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        self.stream.write(f"\r\x1b[2K{self._label} [{bar}] {self._done}/{self._expected} collaborators")
-        self.stream.flush()

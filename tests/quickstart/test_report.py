@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
-from openfl_cli.quickstart.report import metrics_table
+from openfl_cli.quickstart.report import metrics_table, print_metrics_table
 
 
 def _write(path: Path, records: list[dict[str, object]]) -> Path:
@@ -50,3 +51,26 @@ def test_rows_per_round_numbered_like_the_logs(tmp_path: Path) -> None:
 def test_missing_or_empty_file_is_said(tmp_path: Path) -> None:
     assert "was not written" in metrics_table(tmp_path / "absent.jsonl")
     assert "no aggregated metrics" in metrics_table(_write(tmp_path / "m.jsonl", []))
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_printed_table_is_plain_off_a_terminal_and_rich_on_one(tmp_path: Path) -> None:
+    metrics = _write(
+        tmp_path / "metrics.jsonl",
+        [{"round": 0, "node": "aggregator", "task": "train", "metric": "loss", "value": 0.25}],
+    )
+    piped = io.StringIO()
+    print_metrics_table(metrics, piped)
+    assert piped.getvalue() == metrics_table(metrics) + "\n"  # what scripts and tests parse
+    screen = Terminal()
+    print_metrics_table(metrics, screen)
+    drawn = screen.getvalue()
+    assert "\x1b[" in drawn and "━" in drawn  # rich's styling and rules
+    assert "aggregated metrics" in drawn and "train/loss" in drawn and "0.2500" in drawn
+    missing = io.StringIO()
+    print_metrics_table(tmp_path / "absent.jsonl", missing)
+    assert "was not written" in missing.getvalue()

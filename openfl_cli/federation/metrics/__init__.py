@@ -1,4 +1,4 @@
-"""Metric records and writers (JSON lines, TensorBoard event files without TensorFlow)."""
+"""Metric records and writers (JSON lines, TensorBoard event files through tensorboardX, a callback)."""
 
 from openfl_cli.federation.metrics.record import MetricRecord
 from openfl_cli.federation.metrics.writers import (
