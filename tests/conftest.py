@@ -20,6 +20,8 @@ def fx_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     # the templates must never try the network in tests: they fall back to bundled data
     env["FX_OFFLINE"] = "1"
+    # `fx workspace import` installs the archive's requirements: from what is installed, never an index
+    env["PIP_NO_INDEX"] = "1"
     if extra:
         env.update(extra)
     return env

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from openfl_cli.errors import UsageError
@@ -225,3 +227,196 @@ def install_certificate(
     if not trusted.is_file():
         atomic_write_bytes(trusted, keys.pem_bytes(*chain))
     return Imported(package.name, certificate_path, trusted, keys.fingerprint(chain[-1]))
+
+
+# --- detached signatures of files (workspace images), by a node the authority certified ---------------
+
+SIGNATURE_FORMAT = "fx-detached-signature/1"
+MAX_SIGNATURE_BYTES = 64 << 10  # a certificate and a few digests: anything larger is not ours
+_DIGEST = "sha384"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileSignature:
+    """What a detached signature states about a file, and who signed it."""
+
+    file_name: str
+    size: int
+    sha384: str
+    signed_at: str
+    signer: str  # the certificate's common name
+    role: str  # its role: the organizational unit, else "aggregator" for a server certificate
+    signer_fingerprint: str  # SHA-256 of the signer's certificate
+
+
+def sign_file(
+    path: str | Path, certificate: str | Path, key: str | Path, signature: str | Path
+) -> FileSignature:
+    """Write `signature`: `path`'s size and SHA-384 signed with `key`, beside `certificate` (PEM).
+
+    The certificate must be for that key and chain to the authority of whoever verifies it
+    (`verify_file`), who trusts their own `cert_chain.crt`, never a chain carried in the signature.
+    """
+    import base64
+    import json
+
+    from openfl_cli.pki.verify import now
+
+    path, signature = Path(path), Path(signature)
+    cert = keys.load_certificate(Path(certificate))
+    private_key = keys.load_private_key(Path(key))
+    if keys.public_key_der(cert.public_key()) != keys.public_key_der(private_key.public_key()):
+        raise CertificateError(f"{certificate} is not the certificate of the key {key}; not signing")
+    size, digest = file_digest(path)
+    statement = {
+        "format": SIGNATURE_FORMAT,
+        "file": path.name,
+        "size": size,
+        _DIGEST: digest,
+        "signed_at": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    raw = _sign_bytes(private_key, _canonical(statement))
+    document = {
+        **statement,
+        "signer": keys.pem_bytes(cert).decode(),
+        "signature": base64.b64encode(raw).decode(),
+    }
+    atomic_write_bytes(signature, (json.dumps(document, indent=1) + "\n").encode())
+    return _described(statement, cert)
+
+
+def verify_file(
+    path: str | Path,
+    signature: str | Path,
+    chain: list[x509.Certificate],
+    *,
+    revoked_fingerprints: frozenset[str] = frozenset(),
+) -> FileSignature:
+    """Check that `signature` was made by a certificate `chain` issued (valid, not revoked) and that it
+    states `path`'s exact size and SHA-384; raise CertificateError naming what fails otherwise."""
+    path, signature = Path(path), Path(signature)
+    document = _read_signature(signature)
+    statement = {key: document[key] for key in ("format", "file", "size", _DIGEST, "signed_at")}
+    cert = keys.parse_certificate(str(document["signer"]).encode(), f"{signature}: the signer's certificate")
+    try:
+        verify_chain(cert, chain)
+    except CertificateError as error:
+        raise CertificateError(f"{signature}: the signer is not trusted here: {error}") from None
+    if keys.fingerprint(cert) in revoked_fingerprints:
+        raise CertificateError(
+            f"{signature}: the signer's certificate ({keys.common_name(cert.subject)}) is revoked"
+        )
+    if not _signature_valid(cert, document["signature"], _canonical(statement)):
+        raise CertificateError(f"{signature}: the signature is invalid (the signature file was altered)")
+    size, digest = file_digest(path)
+    if size != statement["size"] or digest != statement[_DIGEST]:
+        raise CertificateError(
+            f"{path} does not match its signature {signature.name} (signed: {statement['size']} bytes, "
+            f"SHA-384 {str(statement[_DIGEST])[:16]}...; found: {size} bytes, SHA-384 {digest[:16]}...): "
+            "it was altered after signing; do not load it"
+        )
+    return _described(statement, cert)
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """The size and SHA-384 of a file, read in chunks (images are gigabytes)."""
+    import hashlib
+
+    digest = hashlib.new(_DIGEST)
+    size = 0
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        raise UsageError(f"{path} not found") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it ({error})") from None
+    return size, digest.hexdigest()
+
+
+def _canonical(statement: dict[str, object]) -> bytes:
+    import json
+
+    return json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _sign_bytes(private_key: keys.PrivateKey, message: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return private_key.sign(message, ec.ECDSA(keys.SIGNATURE_HASH()))
+    return private_key.sign(message, _pss(padding), keys.SIGNATURE_HASH())
+
+
+def _signature_valid(cert: x509.Certificate, encoded: object, message: bytes) -> bool:
+    import base64
+    import binascii
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    try:
+        raw = base64.b64decode(str(encoded), validate=True)
+        public_key = cert.public_key()
+        if isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(raw, message, ec.ECDSA(keys.SIGNATURE_HASH()))
+        elif isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(raw, message, _pss(padding), keys.SIGNATURE_HASH())
+        else:
+            return False
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _pss(padding: Any) -> Any:
+    return padding.PSS(mgf=padding.MGF1(keys.SIGNATURE_HASH()), salt_length=padding.PSS.MAX_LENGTH)
+
+
+def _read_signature(signature: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        if signature.stat().st_size > MAX_SIGNATURE_BYTES:
+            raise CertificateError(
+                f"{signature}: larger than {MAX_SIGNATURE_BYTES} bytes; not a signature of fx"
+            )
+        document = json.loads(signature.read_bytes())
+    except FileNotFoundError:
+        raise UsageError(f"{signature}: signature not found") from None
+    except (OSError, ValueError) as error:
+        raise CertificateError(f"{signature}: not a readable signature ({error})") from None
+    types = {
+        "format": str,
+        "file": str,
+        "size": int,
+        _DIGEST: str,
+        "signed_at": str,
+        "signer": str,
+        "signature": str,
+    }
+    if not isinstance(document, dict) or any(not isinstance(document.get(k), t) for k, t in types.items()):
+        raise CertificateError(f"{signature}: not a signature of fx (expected the keys {', '.join(types)})")
+    if document["format"] != SIGNATURE_FORMAT:
+        raise CertificateError(f"{signature}: format {document['format']!r} is not {SIGNATURE_FORMAT!r}")
+    return document
+
+
+def _described(statement: dict[str, Any], cert: x509.Certificate) -> FileSignature:
+    from openfl_cli.pki.verify import has_usage
+
+    role = role_of(cert.subject) or (
+        "aggregator" if has_usage(cert, ExtendedKeyUsageOID.SERVER_AUTH) else "collaborator"
+    )
+    return FileSignature(
+        file_name=str(statement["file"]),
+        size=int(statement["size"]),
+        sha384=str(statement[_DIGEST]),
+        signed_at=str(statement["signed_at"]),
+        signer=keys.common_name(cert.subject) or cert.subject.rfc4514_string(),
+        role=role,
+        signer_fingerprint=keys.fingerprint(cert),
+    )

@@ -1,6 +1,7 @@
 """`fx workspace export`: the shareable part of a workspace as one zip.
 
-The archive holds the plan, the code and the requirements: what every participant must agree to run.
+The archive holds the plan, the code and the requirements (the packages of the environment it is
+exported from, pinned: see requirements.py): what every participant must agree to run.
 It never holds secrets or node-specific state: keys, certificates, signing requests, snapshots,
 databases, other archives, hidden files, or this node's data paths (`plan/data.yaml` ships empty).
 """
@@ -10,8 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from openfl_cli.workspace.layout import EMPTY_DATA, WORKSPACE_DIRS, require_workspace
+
+if TYPE_CHECKING:
+    from openfl_cli.workspace.requirements import Requirements
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +28,37 @@ _SNIFF_LIMIT = 1 << 20
 _PEM_SECRET = b"PRIVATE KEY-----"
 
 
-def export_workspace(workspace: str | Path = ".", output: str | Path | None = None) -> Path:
-    """Write the workspace's archive (default `<workspace>/<workspace name>.zip`); return its path."""
+def export_workspace(
+    workspace: str | Path = ".",
+    output: str | Path | None = None,
+    requirements: Requirements | None = None,
+) -> Path:
+    """Write the workspace's archive (default `<workspace>/<workspace name>.zip`); return its path.
+
+    Its `requirements.txt` is `requirements`, by default those of this environment (see
+    `shipped_requirements`).
+    """
     from openfl_cli.utils.archive import write_archive
 
     root = require_workspace(workspace)
     archive = Path(output).expanduser().absolute() if output else root / f"{root.name}.zip"
-    entries = export_entries(root)  # listed before the archive exists: it can never contain itself
+    if requirements is None:
+        requirements = shipped_requirements(root)
+    # listed before the archive exists: it can never contain itself
+    entries = export_entries(root, requirements.text().encode())
     return write_archive(archive, entries)
 
 
-def export_entries(root: Path) -> list[tuple[str, Path | bytes]]:
-    """The (archive name, content) pairs of the export, in a stable order."""
+def shipped_requirements(root: Path) -> Requirements:
+    """This environment's packages, pinned, plus what the workspace's own requirements.txt adds."""
+    from openfl_cli.workspace.requirements import environment_requirements, with_declared
+
+    return with_declared(environment_requirements(), root / "requirements.txt")
+
+
+def export_entries(root: Path, requirements: bytes | None = None) -> list[tuple[str, Path | bytes]]:
+    """The (archive name, content) pairs of the export, in a stable order; `requirements` is the
+    content of `requirements.txt` (by default the workspace's own file)."""
     entries: list[tuple[str, Path | bytes]] = [(f"{name}/", b"") for name in WORKSPACE_DIRS]
     for folder in SHARED_DIRS:
         for path in _shared_files(root / folder):
@@ -42,8 +66,10 @@ def export_entries(root: Path) -> list[tuple[str, Path | bytes]]:
             entries.append((name, EMPTY_DATA.encode() if name == "plan/data.yaml" else path))
     if not any(name == "plan/data.yaml" for name, _ in entries):
         entries.append(("plan/data.yaml", EMPTY_DATA.encode()))
-    requirements = root / "requirements.txt"
-    entries.append(("requirements.txt", requirements if _is_regular(requirements) else b""))
+    if requirements is None:
+        own = root / "requirements.txt"
+        requirements = own.read_bytes() if _is_regular(own) else b""
+    entries.append(("requirements.txt", requirements))
     return entries
 
 

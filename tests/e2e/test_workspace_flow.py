@@ -116,3 +116,62 @@ def test_bad_input_is_one_line_and_exit_2(initialized: Path, fx: Fx, tmp_path: P
 
 def test_help_lists_templates(fx: Fx, tmp_path: Path) -> None:
     assert "numpy/digits" in fx(["workspace", "create", "--help"], cwd=tmp_path).stdout
+
+
+def test_requirements_travel_with_the_workspace(fx: Fx, tmp_path: Path) -> None:
+    """Export pins this environment's packages and says so; import installs them with pip (offline:
+    they are installed here already), or skips that with --no-install-requirements."""
+    from importlib import metadata
+
+    fx(["workspace", "create", "--prefix", "reqs"], cwd=tmp_path)
+    exported = fx(["workspace", "export"], cwd=tmp_path / "reqs")
+    assert "requirements.txt: " in exported.stdout and "left out: openfl-cli (fx itself)" in exported.stdout
+    with zipfile.ZipFile(tmp_path / "reqs" / "reqs.zip") as handle:
+        assert f"click=={metadata.version('click')}" in handle.read("requirements.txt").decode().splitlines()
+
+    offline = {"PIP_NO_INDEX": "1"}
+    (tmp_path / "a").mkdir()
+    installed = fx(
+        ["workspace", "import", "-a", str(tmp_path / "reqs" / "reqs.zip")], cwd=tmp_path / "a", env=offline
+    )
+    assert (
+        "Installing the requirements of" in installed.stdout
+        and "Installed the requirements" in installed.stdout
+    )
+    (tmp_path / "b").mkdir()
+    skipped = fx(
+        ["workspace", "import", "-a", str(tmp_path / "reqs" / "reqs.zip"), "--no-install-requirements"],
+        cwd=tmp_path / "b",
+        env=offline,
+    )
+    assert "Not installing its requirements" in skipped.stdout and "Installing" not in skipped.stdout
+
+
+def test_dockerize_without_an_engine_then_sign_and_verify(fx: Fx, tmp_path: Path) -> None:
+    """No Docker engine on these machines: the contexts are written, the commands printed, and a tarball
+    saved elsewhere is signed by the aggregator and checked; a changed one is refused."""
+    fx(["workspace", "create", "--prefix", "img"], cwd=tmp_path)
+    workspace = tmp_path / "img"
+    fx(["workspace", "certify"], cwd=workspace)
+    fx(["aggregator", "generate-cert-request", "--fqdn", "localhost"], cwd=workspace)
+    fx(["aggregator", "certify", "--fqdn", "localhost", "-s"], cwd=workspace)
+    (workspace / "save" / "init.pbuf").write_bytes(b"weights")
+
+    no_docker = {"PATH": str(tmp_path / "empty")}  # fx runs as `python -m openfl_cli`: it needs no PATH
+    done = fx(["workspace", "dockerize", "--save"], cwd=workspace, env=no_docker)
+    assert "No Docker engine answers here" in done.stdout and "docker save -o img.tar img" in done.stdout
+    context = workspace / "build" / "image"
+    assert (context / "base" / "Dockerfile.base").is_file() and (
+        context / "workspace" / "Dockerfile"
+    ).is_file()
+    leaked = [p for p in (context / "workspace").rglob("*") if p.suffix in (".key", ".crt", ".csr", ".pbuf")]
+    assert not leaked
+
+    (workspace / "img.tar").write_bytes(b"what docker save wrote" * 1000)
+    signed = fx(["workspace", "sign-image", "img.tar"], cwd=workspace)
+    assert "as aggregator localhost" in signed.stdout
+    checked = fx(["workspace", "verify-image", "img.tar"], cwd=workspace)
+    assert "signature valid; signed by aggregator localhost" in checked.stdout
+    (workspace / "img.tar").write_bytes(b"what docker save wrote" * 999 + b"something else!!!!!!!")
+    refused = fx(["workspace", "verify-image", "img.tar"], cwd=workspace, check=False)
+    _one_error_line(refused, "altered after signing")

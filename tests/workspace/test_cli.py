@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from openfl_cli.cli.main import main
-from openfl_cli.workspace import import_archive
+from openfl_cli.workspace import requirements
 
 HEAVY = ("numpy", "grpc", "yaml", "torch", "tensorflow", "ray", "sklearn", "google.protobuf", "cryptography")
 
@@ -49,23 +49,27 @@ def test_create_export_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     monkeypatch.chdir(tmp_path / "ws")
     code, out, _ = _fx(["workspace", "export"], capsys)
     assert code == 0 and str(tmp_path / "ws" / "ws.zip") in out
+    assert "requirements.txt: " in out and "packages pinned" in out and "openfl-cli (fx itself)" in out
 
     calls: list[list[str]] = []
     monkeypatch.setattr(
-        import_archive.subprocess,
+        requirements.subprocess,
         "run",
-        lambda argv, **kw: calls.append(argv) or subprocess.CompletedProcess(argv, 0),
+        lambda argv, **kw: calls.append(argv) or subprocess.CompletedProcess(argv, 0, stderr=""),
     )
     (tmp_path / "node").mkdir()
     monkeypatch.chdir(tmp_path / "node")
-    code, out, _ = _fx(["workspace", "import", "--archive", str(tmp_path / "ws" / "ws.zip")], capsys)
+    args = ["workspace", "import", "--archive", str(tmp_path / "ws" / "ws.zip"), "--no-install-requirements"]
+    code, out, _ = _fx(args, capsys)
     assert code == 0 and (tmp_path / "node" / "ws" / "plan" / "plan.yaml").is_file() and calls == []
+    assert "Not installing its requirements" in out and "-m pip install -r" in out
 
     (tmp_path / "other").mkdir()
     monkeypatch.chdir(tmp_path / "other")
-    args = ["workspace", "import", "-a", str(tmp_path / "ws" / "ws.zip"), "--install-requirements"]
-    code, _, _ = _fx(args, capsys)
+    code, out, _ = _fx(["workspace", "import", "-a", str(tmp_path / "ws" / "ws.zip")], capsys)  # installs
     assert code == 0 and len(calls) == 1 and calls[0][1:4] == ["-m", "pip", "install"]
+    steps = [line.split(" ")[0] for line in out.splitlines()]
+    assert steps == ["Unpacking", "Unpacked", "Installing", "Installed", "Imported"], out
 
 
 def test_model_save_without_snapshot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +79,16 @@ def test_model_save_without_snapshot(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 2 and err.strip() == f"fx: error: snapshot {tmp_path / 'none.pbuf'} not found"
 
 
-@pytest.mark.parametrize("args", [["--help"], ["workspace", "create", "--help"], ["model", "save", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["workspace", "create", "--help"],
+        ["workspace", "dockerize", "--help"],
+        ["workspace", "verify-image", "--help"],
+        ["model", "save", "--help"],
+    ],
+)
 def test_help_imports_nothing_heavy(args: list[str]) -> None:
     probe = (
         "import json, sys\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from openfl_cli.errors import FxError, SecurityError, UsageError
-from openfl_cli.workspace import import_archive
+from openfl_cli.workspace import requirements
 from openfl_cli.workspace.export import export_workspace
 from openfl_cli.workspace.import_archive import import_workspace
 
@@ -31,8 +31,9 @@ def test_round_trip(archive: Path, tmp_path: Path) -> None:
     imported = import_workspace(archive, node)
     assert imported == node / "ws"
     source = archive.parent
-    for name in ("plan/plan.yaml", "src/taskrunner.py", "src/dataloader.py", "requirements.txt"):
+    for name in ("plan/plan.yaml", "src/taskrunner.py", "src/dataloader.py"):
         assert (imported / name).read_bytes() == (source / name).read_bytes()
+    assert (imported / "requirements.txt").read_text().startswith("# the packages of the environment")
     for folder in ("save", "logs", "data", "cert", "local_state"):
         assert (imported / folder).is_dir()
     assert [p.name for p in node.iterdir()] == ["ws"]
@@ -78,9 +79,9 @@ def test_requirements_are_installed_only_when_asked(
 
     def fake_run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
         calls.append((argv, kwargs))
-        return subprocess.CompletedProcess(argv, 0)
+        return subprocess.CompletedProcess(argv, 0, stderr="")
 
-    monkeypatch.setattr(import_archive.subprocess, "run", fake_run)
+    monkeypatch.setattr(requirements.subprocess, "run", fake_run)
     import_workspace(archive, tmp_path / "a")
     assert calls == []
 
@@ -93,7 +94,9 @@ def test_requirements_are_installed_only_when_asked(
 
 def test_failed_install_is_an_error(archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        import_archive.subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 3)
+        requirements.subprocess,
+        "run",
+        lambda argv, **kw: subprocess.CompletedProcess(argv, 3, stderr="ERROR: no such thing\n"),
     )
-    with pytest.raises(FxError, match="pip exited with 3"):
+    with pytest.raises(FxError, match="pip exited with 3: no such thing"):
         import_workspace(archive, tmp_path / "node", install_requirements=True)
