@@ -32,3 +32,13 @@ class SecurityError(FxError):
     """A refusal for security reasons: bad certificate, traversal in an archive, unauthorized peer."""
 
     exit_code = 2
+
+
+# OSErrors that mean a path given by the user is wrong (rather than, say, a full disk): usage errors
+PATH_ERRORS: tuple[type[OSError], ...] = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)

@@ -22,6 +22,10 @@ _folder_option = click.option(
 )
 _silent_option = click.option("-s", "--silent", is_flag=True, help="Do not ask to confirm the hash.")
 _force_option = click.option("--force", is_flag=True, help="Replace an existing key and request.")
+_WITHOUT_PROMPT = (
+    "give --request-hash HASH (the hash the {kind} printed) to compare it without asking,"
+    " or -s/--silent to sign without comparing"
+)
 
 
 def _absolute(folder: Path) -> Path:
@@ -66,9 +70,10 @@ def director_certify(folder: Path, fqdn: str | None, silent: bool, days: int) ->
     """Sign the director's own certificate request."""
     from openfl_cli.pki.nodes import certify_director
 
-    signed = certify_director(
-        _absolute(folder), resolved_fqdn(fqdn), days=days, confirm=confirm_hash(silent, "this node")
+    confirm = confirm_hash(
+        silent, "this node", "give -s/--silent to sign without asking, once you have compared the hash"
     )
+    signed = certify_director(_absolute(folder), resolved_fqdn(fqdn), days=days, confirm=confirm)
     click.echo(f"Signed the director certificate {signed.certificate}")
 
 
@@ -157,7 +162,7 @@ def _certify(kind: str) -> click.Command:
             request_pkg,
             kind,
             expected_hash=request_hash,
-            confirm=confirm_hash(silent, f"the {kind}'s node"),
+            confirm=confirm_hash(silent, f"the {kind}'s node", _WITHOUT_PROMPT.format(kind=kind)),
             days=days,
         )
         if silent or request_hash:

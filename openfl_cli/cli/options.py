@@ -94,13 +94,18 @@ def resolved_fqdn(fqdn: str | None) -> str:
     return check_fqdn(fqdn or machine_fqdn())
 
 
-def confirm_hash(silent: bool, who: str) -> Confirm | None:
-    """Unless `silent`: show a request's hash and ask whether it matches the one printed on `who`."""
+def confirm_hash(silent: bool, who: str, without_prompt: str) -> Confirm | None:
+    """Unless `silent`: show a request's hash and ask whether it matches the one printed on `who`.
+
+    `without_prompt` says how to answer when no input can come (the options that skip the question).
+    """
     if silent:
         return None
 
     def ask(digest: str) -> bool:
+        from openfl_cli.cli.prompts import confirm
+
         click.echo(f"The request's hash (SHA-384) is {digest}")
-        return click.confirm(f"Does it match the hash printed on {who}?", default=False)
+        return confirm(f"Does it match the hash printed on {who}?", without_prompt=without_prompt)
 
     return ask

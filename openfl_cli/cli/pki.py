@@ -57,9 +57,13 @@ def aggregator_certify(fqdn: str | None, silent: bool, days: int) -> None:
     """Sign the aggregator's certificate request with the federation's authority."""
     from openfl_cli.pki.signing import certify_aggregator
 
-    signed = certify_aggregator(
-        _workspace(), resolved_fqdn(fqdn), days=days, confirm=confirm_hash(silent, "this node")
+    confirm = confirm_hash(
+        silent,
+        "this node",
+        "give -s/--silent to sign without asking, once you have compared the hash with the one"
+        " `fx aggregator generate-cert-request` printed",
     )
+    signed = certify_aggregator(_workspace(), resolved_fqdn(fqdn), days=days, confirm=confirm)
     click.echo(f"Signed the aggregator certificate {signed.certificate}")
 
 
@@ -78,7 +82,9 @@ def collaborator_create(name: str, data: str | None, silent: bool) -> None:
     if data is None:
         if silent:
             raise UsageError("no data path: give it with -d/--data_path")
-        data = click.prompt(f"Data path of collaborator {name}", type=str)
+        from openfl_cli.cli.prompts import prompt_text
+
+        data = prompt_text(f"Data path of collaborator {name}", without_prompt="give it with -d/--data_path")
     path = set_data_path(workspace, name, data)
     click.echo(f"Recorded the data path of {name} in {path}")
 
@@ -141,7 +147,12 @@ def collaborator_certify(
     from openfl_cli.pki.signing import certify_collaborator
 
     assert request_pkg is not None  # exactly one of the two was given
-    confirm = confirm_hash(silent, "the collaborator's node")
+    confirm = confirm_hash(
+        silent,
+        "the collaborator's node",
+        "give --request-hash HASH (the hash the collaborator printed) to compare it without asking,"
+        " or -s/--silent to sign without comparing",
+    )
     signed = certify_collaborator(
         _workspace(), request_pkg, days=days, expected_hash=request_hash, confirm=confirm
     )

@@ -18,7 +18,13 @@ import click
     help="New folder for the aggregator's and the collaborators' workspaces.",
 )
 @click.option("--fqdn", default="localhost", show_default=True, help="Name the aggregator is reached at.")
-@click.option("--timeout", default=1800.0, show_default=True, type=float, help="Seconds before giving up.")
+@click.option(
+    "--timeout",
+    default=1800.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds before giving up.",
+)
 def quickstart(
     template: str, collaborators: int, rounds: int, prefix: Path, fqdn: str, timeout: float
 ) -> None:
@@ -28,5 +34,7 @@ def quickstart(
     Ctrl-C stops every process it started.
     """
     from openfl_cli.quickstart import QuickstartOptions, run_quickstart
+    from openfl_cli.utils.names import check_fqdn
 
+    check_fqdn(fqdn)  # a usage error now, not a failed step once the workspaces exist
     run_quickstart(QuickstartOptions(prefix, template, collaborators, rounds, fqdn, timeout))

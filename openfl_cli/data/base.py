@@ -12,6 +12,10 @@ class DataLoader(ABC):
 
     `data_path` is what `plan/data.yaml` holds for this collaborator (a folder, or a shard number
     for the bundled templates). Settings from the plan arrive as keyword arguments.
+
+    Where only the model is needed (`fx plan initialize`, `fx model save`, the aggregator) the runner
+    gets a `DeferredDataLoader` that builds this loader only if asked for something: a loader whose
+    runner asks `get_feature_shape` while building its model should answer it without reading the data.
     """
 
     def __init__(

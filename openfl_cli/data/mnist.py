@@ -8,6 +8,8 @@ files (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`, `t10k-ima
 `t10k-labels-idx1-ubyte[.gz]`) or Keras's `mnist.npz`. When they are absent and the machine is online
 (environment FX_OFFLINE unset) the IDX files are downloaded into the folder and checked. Otherwise the
 loader falls back to scikit-learn's handwritten digits (8x8) resized to 28x28 and says so in the log.
+Whether the machine is online is asked once per process, by connecting to the mirrors (or the HTTPS
+proxy) for at most PROBE_SECONDS: an offline machine knows it at once, not after a download timeout.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import gzip
 import hashlib
 import logging
 import os
+import socket
+import threading
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -41,6 +46,9 @@ FILES = {  # name -> MD5 of the .gz file
     "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+PROBE_SECONDS = 0.5  # DNS and a TCP handshake to a mirror take well under this on a working network
+DOWNLOAD_TIMEOUT = 30.0
+_online: dict[tuple[tuple[str, int], ...], bool] = {}  # the probe's answer per set of mirrors
 IDX_DTYPES: dict[int, DTypeLike] = {
     0x08: np.uint8,
     0x09: np.int8,
@@ -68,16 +76,69 @@ def _load_mnist(folder: Path) -> Arrays:
         if found is not None:
             log.info("MNIST: read from %s", candidate)
             return found
-    if os.environ.get("FX_OFFLINE") != "1" and _download(folder):
+    if os.environ.get("FX_OFFLINE") == "1":
+        why = "FX_OFFLINE=1"
+    elif not mirrors_reachable():
+        why = f"no MNIST mirror answered within {PROBE_SECONDS} s"
+    elif _download(folder):
         found = _read_folder(folder)
         if found is not None:
             return found
+        why = "the download could not be read"
+    else:
+        why = "the download failed"
     log.warning(
-        "MNIST: not found in %s and not downloadable; using scikit-learn's 8x8 handwritten digits "
+        "MNIST: not found in %s and not downloaded (%s); using scikit-learn's 8x8 handwritten digits "
         "resized to 28x28 instead",
         folder,
+        why,
     )
     return digits_as_mnist()
+
+
+def mirrors_reachable(timeout: float = PROBE_SECONDS) -> bool:
+    """Whether a mirror (or the HTTPS proxy urllib would use for it) accepts a TCP connection within
+    `timeout` seconds, name lookup included. Asked once per process and set of mirrors; the probes
+    run on daemon threads, since a name lookup cannot be given a timeout of its own."""
+    targets = tuple(_probe_target(mirror) for mirror in MIRRORS)
+    if targets not in _online:
+        _online[targets] = _probe(list(targets), timeout)
+    return _online[targets]
+
+
+def _probe_target(url: str) -> tuple[str, int]:
+    """Where urllib connects to fetch `url`: its host, or the proxy it goes through."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxied = urlsplit(proxy if "//" in proxy else f"http://{proxy}")
+        if proxied.hostname:
+            return proxied.hostname, proxied.port or (443 if proxied.scheme == "https" else 80)
+    return host, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _probe(targets: list[tuple[str, int]], timeout: float) -> bool:
+    answered = threading.Event()
+    lock = threading.Lock()
+    outcomes: list[bool] = []
+
+    def connect(target: tuple[str, int]) -> None:
+        try:
+            socket.create_connection(target, timeout=timeout).close()
+            reached = True
+        except OSError:
+            reached = False
+        with lock:
+            outcomes.append(reached)
+            if reached or len(outcomes) == len(targets):
+                answered.set()
+
+    for target in targets:
+        threading.Thread(target=connect, args=(target,), name="fx-mnist-probe", daemon=True).start()
+    answered.wait(timeout)
+    with lock:
+        return any(outcomes)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -128,7 +189,7 @@ def _download(folder: Path) -> bool:
             continue
         for mirror in MIRRORS:
             try:
-                with urllib.request.urlopen(f"{mirror}{name}.gz", timeout=30) as response:
+                with urllib.request.urlopen(f"{mirror}{name}.gz", timeout=DOWNLOAD_TIMEOUT) as response:
                     body = response.read()
             except OSError as error:
                 log.info("MNIST: %s%s.gz: %s", mirror, name, error)

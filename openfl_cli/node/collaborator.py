@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openfl_cli.federation.collaborator import Collaborator
-from openfl_cli.node.common import address_of, load_plan, metric_callback
+from openfl_cli.node.common import (
+    address_of,
+    checked_data_path,
+    load_plan,
+    metric_callback,
+    require_tls_files,
+)
 
 if TYPE_CHECKING:
     from openfl_cli.data.base import DataLoader
@@ -39,15 +46,8 @@ def open_client(
     tls = None
     if network.use_tls:
         from openfl_cli.pki.credentials import collaborator_material
-        from openfl_cli.pki.layout import collaborator_tls_paths
 
-        tls = collaborator_tls_paths(spec.workspace, name)
-        _require_files(
-            name,
-            (tls.cert_chain, tls.certificate, tls.private_key)
-            if network.require_client_auth
-            else (tls.cert_chain,),
-        )
+        tls = require_tls_files(spec.workspace, name, network.require_client_auth)
     return AggregatorClient(
         address,
         port,
@@ -113,23 +113,32 @@ def start_collaborator(
     tune_for_collaborator()  # every round allocates the same large buffers again
     plan = load_plan(plan_path, None, data_config)
     spec = plan.experiment()
-    own = spec.collaborator(name, plan.data_path_for(name))
+    # local mistakes (data path, TLS files) are reported before anything connects
+    own = spec.collaborator(name, checked_data_path(plan, name))
     client = open_client(spec, plan, name)
     try:
         print(f"collaborator {name}: connecting to {client.target} (plan {plan.hash[:12]}...)", flush=True)
         client.ping()  # refusals (authorization, plan) before the data is loaded
-        collaborator = build_collaborator(own, plan, client, retry_interval=spec.network.reconnect_interval)
+        runner = _runner_with_data(own, plan)
+        collaborator = build_collaborator(
+            own, plan, client, runner=runner, retry_interval=spec.network.reconnect_interval
+        )
         return collaborator.run()
     finally:
         client.close()
 
 
-def _require_files(name: str, paths: tuple[Path, ...]) -> None:
-    from openfl_cli.errors import SecurityError
-
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise SecurityError(
-            f"collaborator {name}: missing TLS file(s) {', '.join(missing)};"
-            f" certify it first (`fx collaborator generate-cert-request -n {name}`, then `certify --import`)"
-        )
+def _runner_with_data(own: CollaboratorSpec, builder: ComponentBuilder) -> TaskRunner:
+    """The task runner with its data read now (a loader may defer reading until first asked), so that
+    the first task's time is the task's own; the log says how long the data took."""
+    started = time.monotonic()
+    runner = build_runner(own, builder)
+    train, valid = runner.train_sample_count, runner.valid_sample_count
+    log.info(
+        "collaborator %s: task runner and data ready in %.2f s (%d training, %d validation samples)",
+        own.name,
+        time.monotonic() - started,
+        train,
+        valid,
+    )
+    return runner

@@ -3,15 +3,17 @@ the reference runner."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openfl_cli.errors import UsageError
+from openfl_cli.errors import SecurityError, UsageError
 
 if TYPE_CHECKING:
     from openfl_cli.data.base import DataLoader
     from openfl_cli.federation.metrics import MetricCallback
     from openfl_cli.federation.specs import ComponentBuilder, ExperimentSpec, NetworkSpec
+    from openfl_cli.pki.layout import TlsPaths
     from openfl_cli.plan import Plan
     from openfl_cli.runners.base import TaskRunner
 
@@ -28,6 +30,47 @@ def load_plan(plan_path: str | Path, cols_path: str | Path | None, data_path: st
     return plan
 
 
+def checked_data_path(plan: Plan, name: str) -> str:
+    """Collaborator `name`'s data path from the data file, checked before anything connects.
+
+    A shard number (digits, as the bundled templates use) is left to the data loader; anything else
+    names a folder or file that must exist and be readable here, as the data loader will open it.
+    """
+    data_path = plan.data_path_for(name)
+    text = data_path.strip()
+    if text.isdigit():
+        return data_path
+    path = Path(text)
+    if not text:
+        problem = "is empty"
+    elif not path.exists():
+        problem = "does not exist"
+    elif not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+        problem = "is not readable"
+    else:
+        return data_path
+    where = "" if path.is_absolute() or not text else f" (relative to {Path.cwd()})"
+    raise UsageError(
+        f"{plan.data_file}: collaborator {name}: data path {text!r} {problem}{where};"
+        " expected a folder or file readable on this machine, or a shard number"
+    )
+
+
+def require_tls_files(workspace: Path, name: str, client_auth: bool) -> TlsPaths:
+    """The collaborator's TLS files, each checked: a missing or unreadable one is named."""
+    from openfl_cli.pki.layout import collaborator_tls_paths
+
+    tls = collaborator_tls_paths(workspace, name)
+    needed = (tls.cert_chain, tls.certificate, tls.private_key) if client_auth else (tls.cert_chain,)
+    missing = [str(path) for path in needed if not path.is_file() or not os.access(path, os.R_OK)]
+    if missing:
+        raise SecurityError(
+            f"collaborator {name}: missing or unreadable TLS file(s) {', '.join(missing)};"
+            f" certify it first (`fx collaborator generate-cert-request -n {name}`, then `certify --import`)"
+        )
+    return tls
+
+
 def address_of(network: NetworkSpec) -> tuple[str, int]:
     return str(network.agg_addr), int(network.agg_port)
 
@@ -41,10 +84,17 @@ def metric_callback(builder: ComponentBuilder, dotted: str | None) -> MetricCall
 
 def build_reference_runner(spec: ExperimentSpec, builder: ComponentBuilder) -> TaskRunner:
     """A task runner on the aggregator's side (native model, initial optimizer state). Like
-    `fx plan initialize`: the data loader of the first collaborator in data.yaml, else shard "1"."""
+    `fx plan initialize`: the data loader of the first collaborator in data.yaml, else shard "1",
+    built only if the runner asks it for something (the aggregator's machine usually holds no data)."""
+    from openfl_cli.data.deferred import DeferredDataLoader
+
     first = next(iter(spec.data_paths.values()), "1")
-    loader: DataLoader = builder.build(spec.data_loader, {"data_path": first})
-    runner: TaskRunner = builder.build(spec.task_runner, {"data_loader": loader})
+
+    def loader() -> DataLoader:
+        built: DataLoader = builder.build(spec.data_loader, {"data_path": first})
+        return built
+
+    runner: TaskRunner = builder.build(spec.task_runner, {"data_loader": DeferredDataLoader(loader)})
     return runner
 
 

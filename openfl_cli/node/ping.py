@@ -10,7 +10,7 @@ from pathlib import Path
 
 from openfl_cli.errors import FxError, SecurityError
 from openfl_cli.node.collaborator import open_client
-from openfl_cli.node.common import address_of, load_plan
+from openfl_cli.node.common import address_of, load_plan, require_tls_files
 from openfl_cli.transport.messages import RefusalCode, Refused
 
 CONNECT_TIMEOUT = 5.0
@@ -34,6 +34,8 @@ def ping_aggregator(
     plan = load_plan(plan_path, None, data_config)
     spec = plan.experiment()
     network = spec.network
+    if network.use_tls:  # a missing file is named before anything connects, as `start` does
+        require_tls_files(spec.workspace, name, network.require_client_auth)
     address, port = address_of(network)
     where = f"aggregator {address}:{port}"
     try:

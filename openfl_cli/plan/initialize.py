@@ -88,10 +88,20 @@ def initialize(
 
 
 def _loader_for_initialize(plan: Plan, input_shape: tuple[int, ...] | None) -> DataLoader:
+    """What the task runner gets to build its model: the input shape alone, when given; else the
+    plan's data loader, built only if the runner asks it for something (the initial weights need no
+    data, and the aggregator's machine usually holds none)."""
     if input_shape is not None:
         from openfl_cli.data.shape_only import ShapeOnlyDataLoader
 
         return ShapeOnlyDataLoader(input_shape)
+    from openfl_cli.data.deferred import DeferredDataLoader
+
+    plan.check_templates()  # the data loader's template and settings are checked all the same
+    return DeferredDataLoader(lambda: _first_data_loader(plan))
+
+
+def _first_data_loader(plan: Plan) -> DataLoader:
     first = next(iter(plan.data_paths), None)
     try:
         return plan.build_data_loader(first) if first else plan.build_data_loader("", data_path="1")

@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openfl_cli.errors import FxError, UsageError
+from openfl_cli.errors import PATH_ERRORS, FxError, UsageError
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from openfl_cli.data.base import DataLoader
+    from openfl_cli.plan import Plan
     from openfl_cli.runners.base import TaskRunner
 
 
@@ -31,9 +33,7 @@ def get_model(
 
     snapshot_path = _existing_snapshot(model_protobuf_path) if model_protobuf_path is not None else None
     plan = Plan.load(plan_config, cols_config, data_config)
-    name = collaborator_name or next(iter(plan.data_paths), None)
-    loader = plan.build_data_loader(name) if name else plan.build_data_loader("", data_path="1")
-    runner = plan.build_task_runner(loader)
+    runner = plan.build_task_runner(_data_loader(plan, collaborator_name))
     if snapshot_path is not None:
         load_snapshot_into(runner, snapshot_path)
     return runner
@@ -46,13 +46,41 @@ def save_model(
     cols_config: str | Path = "plan/cols.yaml",
     data_config: str | Path = "plan/data.yaml",
 ) -> Path:
-    """Write the snapshot's model in the runner's native format; return the path written."""
-    runner = get_model(plan_config, cols_config, data_config, model_protobuf_path)
+    """Write the snapshot's model in the runner's native format; return the path written.
+
+    The data loader is built only if the task runner asks it for something while building its model:
+    saving weights needs no data set.
+    """
+    runner = _model_only_runner(plan_config, cols_config, data_config, model_protobuf_path)
     try:
         written = runner.save_native(output_path)
     except NotImplementedError as error:
         raise FxError(str(error)) from None
+    except OSError as error:  # a folder that is a file, no permission, a full disk: one line
+        kind = UsageError if isinstance(error, PATH_ERRORS) else FxError
+        raise kind(f"-o {output_path}: cannot write the model: {error}") from None
     return Path(written if written is not None else output_path)
+
+
+def _model_only_runner(
+    plan_config: str | Path, cols_config: str | Path, data_config: str | Path, snapshot: str | Path
+) -> TaskRunner:
+    from openfl_cli.data.deferred import DeferredDataLoader
+    from openfl_cli.plan import Plan
+
+    snapshot_path = _existing_snapshot(snapshot)
+    plan = Plan.load(plan_config, cols_config, data_config)
+    plan.check_templates()
+    runner = plan.build_task_runner(DeferredDataLoader(lambda: _data_loader(plan, None)))
+    load_snapshot_into(runner, snapshot_path)
+    return runner
+
+
+def _data_loader(plan: Plan, collaborator_name: str | None) -> DataLoader:
+    """The loader of `collaborator_name`, else of the first collaborator in the data file, else of
+    data path `1` (the first shard of the bundled templates)."""
+    name = collaborator_name or next(iter(plan.data_paths), None)
+    return plan.build_data_loader(name) if name else plan.build_data_loader("", data_path="1")
 
 
 def load_snapshot_into(runner: TaskRunner, snapshot_path: str | Path) -> None:

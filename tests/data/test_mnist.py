@@ -183,3 +183,29 @@ def test_download_failure_falls_back_to_digits_and_a_later_run_completes_it(
     with file_server(tmp_path / "good") as good:
         monkeypatch.setattr(mnist, "MIRRORS", (good,))
         assert len(load_mnist(tmp_path / "data")[0]) == 30
+
+
+def test_an_offline_machine_falls_back_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A network that never answers (no route, a silent DNS) costs PROBE_SECONDS, not a download
+    timeout per mirror."""
+    import socket
+    import time
+
+    def silent(*args: Any, **kwargs: Any) -> socket.socket:
+        time.sleep(5)
+        raise OSError("timed out")
+
+    monkeypatch.delenv("FX_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", silent)
+    monkeypatch.setattr(mnist, "MIRRORS", ("https://mirror-one.invalid/", "https://mirror-two.invalid/"))
+    monkeypatch.setattr(mnist, "_online", {})
+    stand_in = (np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.int64)) * 2
+    monkeypatch.setattr(mnist, "digits_as_mnist", lambda: stand_in)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="openfl_cli.data.mnist"):
+        assert load_mnist(tmp_path / "data") is stand_in
+    assert time.monotonic() - started < mnist.PROBE_SECONDS + 1.0
+    assert "no MNIST mirror answered" in caplog.text
+    assert not (tmp_path / "data").exists()  # offline, nothing is written
