@@ -15,18 +15,21 @@ from typing import Any
 import click
 
 from openfl_cli import __version__
-from openfl_cli.errors import FxError
+from openfl_cli.errors import PATH_ERRORS, FxError
 from openfl_cli.utils.logs import LEVELS, setup_logging
 
 # group -> (help, {command -> "module:attribute"})
 COMMANDS: dict[str, tuple[str, dict[str, str]]] = {
     "workspace": (
-        "Create, export, import and certify workspaces.",
+        "Create, export, import and certify workspaces; build and sign their images.",
         {
             "create": "openfl_cli.cli.workspace:create",
             "export": "openfl_cli.cli.workspace:export",
             "import": "openfl_cli.cli.workspace:import_",
             "certify": "openfl_cli.cli.pki:workspace_certify",
+            "dockerize": "openfl_cli.cli.workspace:dockerize",
+            "sign-image": "openfl_cli.cli.workspace:sign_image",
+            "verify-image": "openfl_cli.cli.workspace:verify_image",
         },
     ),
     "plan": (
@@ -187,3 +190,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("fx: interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:  # `fx plan print | head`: the reader left, nothing to say
+        sys.exit(1)
+    except OSError as error:
+        # a file operation no command turned into its own message: still one line, naming the file
+        if _debug_requested(args):
+            raise
+        click.echo(f"fx: error: {error}", err=True)
+        sys.exit(2 if isinstance(error, PATH_ERRORS) else 1)

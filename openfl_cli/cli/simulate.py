@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from openfl_cli.cli.federation import best_model_text
 from openfl_cli.cli.options import cols_option, data_option, plan_option
 
 
@@ -49,14 +50,14 @@ def simulate(
     """Run the workspace's experiment in this process: the real aggregator and collaborators over an
     in-process link, no certificates, no network. Writes the usual snapshots and logs."""
     from openfl_cli.node.simulator import simulate as run
-    from openfl_cli.quickstart.report import metrics_table
+    from openfl_cli.quickstart.report import print_metrics_table
 
     result = run(plan_path, cols_path, data_path, collaborators=collaborators, rounds=rounds, threads=threads)
-    click.echo(metrics_table(result.metrics_file))
+    print_metrics_table(result.metrics_file, sys.stdout)  # a rich table on a terminal
     click.echo(
         f"simulated {result.collaborators} collaborators x {result.rounds_done} rounds"
         f" ({result.collaborator_tasks} collaborator tasks) in {result.seconds:.1f} s;"
-        f" last model {result.last_state_path}, best model {result.best_state_path}"
+        f" last model {result.last_state_path}, {best_model_text(result.best_state_path)}"
     )
     if not result.finished:
         sys.exit(1)

@@ -1,8 +1,14 @@
 """The collaborator's task loop: ask for tasks, run them on the task runner, send the results.
 
     ping (fail fast on authorization or plan mismatch)
-    loop: get_tasks (long poll) -> QUIT: done | WAIT: ask again | RUN: for each task:
-          load the right weights (global or locally trained), run `function(**kwargs)`, send the result
+    loop: get_tasks (long poll) -> QUIT: done | ABORT: the experiment stopped | WAIT: ask again |
+          RUN: for each task: load the right weights (global or locally trained), run
+          `function(**kwargs)`, send the result
+
+A task that raises is reported to the aggregator (its exception in one line) and the round's other tasks
+are skipped; the aggregator's straggler policy decides whether the round goes on without this
+collaborator, which then waits for the next round. Before its first task the collaborator checks that
+the global model fits its runner's model (every tensor there, of the same shape), and reports a misfit.
 
 The global model of a round is downloaded once; the locally trained weights are kept for `apply: local`
 tasks, and uploaded while such a validation runs (results still arrive in task order). A collaborator
@@ -22,11 +28,12 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from openfl_cli.errors import FxError
+from openfl_cli.federation.model_fit import misfit
 from openfl_cli.federation.progress import TaskProgress
 from openfl_cli.federation.specs import is_training
 from openfl_cli.federation.update import ModelUpdate
 from openfl_cli.transport.link import AggregatorLink
-from openfl_cli.transport.messages import Action, RefusalCode, Refused, SendReport
+from openfl_cli.transport.messages import Action, RefusalCode, Refused, SendReport, TaskFailure, one_line
 from openfl_cli.utils.background import BackgroundCall
 
 if TYPE_CHECKING:
@@ -111,6 +118,7 @@ class Collaborator:
         # (a validation, then training on the same global model; the local validation of the result).
         self._runner_holds: Mapping[str, np.ndarray] | None = None
         self._sending: _Sending | None = None  # a result sent in the background, until settled
+        self._fit_unchecked = False  # set by `run`: check the first global model against the runner's
 
     def run(self) -> int:
         """Work until the aggregator says the experiment is over; return the number of rounds worked.
@@ -130,6 +138,7 @@ class Collaborator:
             log.exception("closing the task runner failed")
 
     def _work(self) -> int:
+        self._fit_unchecked = True
         reply = self.link.ping()
         self.rounds_to_train = reply.rounds_to_train
         log.info(
@@ -142,6 +151,9 @@ class Collaborator:
                     f"{self.name}: the experiment is over ({len(self.rounds_worked)} round(s) worked)"
                 )
                 return len(self.rounds_worked)
+            if assignment.action is Action.ABORT:
+                reason = assignment.reason or "no reason given"
+                raise FxError(f"the aggregator stopped the experiment: {reason}")
             if assignment.action is Action.RUN:
                 self.run_round(assignment.round_number, assignment.tasks)
             elif assignment.retry_after > 0:
@@ -160,6 +172,12 @@ class Collaborator:
                 raise
             log.info("round %d: %s; asking for new tasks", round_number + 1, refused.reason)
             return
+        if self._fit_unchecked:
+            misfit = self._misfit(state.global_model)
+            self._fit_unchecked = False
+            if misfit:
+                self._report_failure(state, todo[0], misfit, model_mismatch=True)
+                return
         try:
             for index, task in enumerate(todo):
                 following = todo[index + 1] if index + 1 < len(todo) else None
@@ -196,8 +214,13 @@ class Collaborator:
         still reach the aggregator in task order: a send starts only after the previous one ended."""
         label = f"round {state.number + 1}/{self.rounds_to_train} {task.name}"
         started = time.monotonic()
-        with self.progress.task(label):
-            result = self._execute(state, task)
+        try:
+            with self.progress.task(label):
+                result = self._execute(state, task)
+        except Exception as exc:
+            log.debug("task %s failed", task.name, exc_info=True)
+            self._report_failure(state, task, str(exc) if isinstance(exc, FxError) else _described(exc))
+            return False
         seconds = time.monotonic() - started
         if not self._settle(state):
             return False
@@ -223,6 +246,37 @@ class Collaborator:
             return self._after_refusal(state, task, refused)
         self._report_sent(state, sending, report)
         return True
+
+    def _report_failure(
+        self, state: _Round, task: TaskSpec, reason: str, *, model_mismatch: bool = False
+    ) -> None:
+        """Tell the aggregator that `task` failed; the round's other tasks are not run."""
+        self._settle_quietly(state)  # a result on its way still arrives before the report
+        reason = one_line(reason)
+        log.error("round %d, %s failed: %s (the aggregator is told)", state.number + 1, task.name, reason)
+        try:
+            self.link.report_failure(TaskFailure(state.number, task.name, reason, model_mismatch))
+        except Refused as refused:
+            if refused.code is not RefusalCode.LATE:
+                raise
+            log.info("round %d: %s", state.number + 1, refused.reason)
+
+    def _misfit(self, model: Mapping[str, np.ndarray]) -> str:
+        """What keeps the global `model` from loading into the runner's model ("" when it fits, or the
+        runner cannot tell): its tensors missing there, or there with another shape."""
+        own = getattr(self.runner, "get_tensor_dict", None)
+        if not callable(own):
+            return ""
+        try:
+            reference: Mapping[str, np.ndarray] = own(with_opt_vars=False)
+        except Exception:  # a runner that cannot tell before its first task (a script runner)
+            log.debug("the task runner cannot list its tensors yet", exc_info=True)
+            return ""
+        return misfit(reference, model)
+
+    def _settle_quietly(self, state: _Round) -> None:
+        if self._sending is not None:
+            self._abandon(state)
 
     def _settle(self, state: _Round) -> bool:
         """Wait for the result being sent in the background; False when the round should stop."""
@@ -359,6 +413,10 @@ class Collaborator:
                 self.metric_callback(self.name, task, metric, round_number, value)
             except Exception:
                 log.exception("log_metric_callback failed on %s/%s", task, metric)
+
+
+def _described(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _megabytes(tensors: Mapping[str, np.ndarray]) -> float:

@@ -4,6 +4,7 @@ passes the times (its clock), so the policies are testable without sleeping.
     policy.round_open(expected, started_at)   # collaborators with tasks this round, time.monotonic()
     policy.can_close(done, now)               # after every finished collaborator, and at deadlines
     policy.next_deadline(now)                 # wait on a condition at most until then (None: no timeout)
+    policy.can_succeed(unavailable)           # after a collaborator's task failed: False stops the experiment
 
 Every policy closes the round as soon as all expected collaborators are done; a round with nobody
 expected closes at once. `minimum_reporting` larger than the number expected means "all of them".
@@ -58,12 +59,24 @@ class StragglerPolicy(ABC):
         """The next time after `now` at which `can_close` may turn true without a new report."""
         return None
 
+    def can_succeed(self, unavailable: Collection[str]) -> bool:
+        """Whether the round can still close as this policy wants when the collaborators in
+        `unavailable` (their task failed) never report. False stops the experiment."""
+        return len(self._expected - frozenset(unavailable)) >= self.required()
+
+    def required(self) -> int:
+        """How many of the expected collaborators must report for the round to close."""
+        return min(1, len(self._expected))
+
     @abstractmethod
     def _enough(self, reported: int, now: float) -> bool: ...
 
 
 class WaitForAllPolicy(StragglerPolicy):
     """The round closes when every expected collaborator is done."""
+
+    def required(self) -> int:
+        return len(self._expected)
 
     def _enough(self, reported: int, now: float) -> bool:
         return False
@@ -88,6 +101,11 @@ class CutoffTimePolicy(StragglerPolicy):
 
     def _deadline(self) -> float:
         return self._started_at + self.straggler_cutoff_time
+
+    def required(self) -> int:
+        if not math.isfinite(self.straggler_cutoff_time):  # never cut off: everyone
+            return len(self._expected)
+        return min(self.minimum_reporting, len(self._expected))
 
     def _enough(self, reported: int, now: float) -> bool:
         return now >= self._deadline() and reported >= self.minimum_reporting
@@ -114,6 +132,9 @@ class PercentagePolicy(StragglerPolicy):
         # Rounded to 9 decimals first so that e.g. 0.7 * 10 does not become 8 through float noise.
         share = math.ceil(round(self.percent_collaborators_needed * len(self._expected), 9))
         return min(len(self._expected), max(self.minimum_reporting, share))
+
+    def required(self) -> int:
+        return self.needed()
 
     def _enough(self, reported: int, now: float) -> bool:
         return reported >= self.needed()

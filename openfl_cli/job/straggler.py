@@ -29,3 +29,8 @@ class MandatorySitesPolicy(CutoffTimePolicy):
         if (self.mandatory_sites & self.expected) - set(done):
             return False
         return super().can_close(done, now)
+
+    def can_succeed(self, unavailable: Collection[str]) -> bool:
+        if (self.mandatory_sites & self.expected) & set(unavailable):
+            return False
+        return super().can_succeed(unavailable)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from openfl_cli.errors import PlanError, UsageError
 from openfl_cli.federation.aggregator import Aggregator, BestMetricRule, RoundOutputs
@@ -23,15 +23,23 @@ if TYPE_CHECKING:
     import numpy as np
 
     from openfl_cli.federation.aggregation.function import AggregationFunction
+    from openfl_cli.federation.aggregator.core import Roster
     from openfl_cli.federation.assigner import TaskAssigner
     from openfl_cli.federation.specs import ComponentBuilder, ExperimentSpec
     from openfl_cli.federation.straggler import StragglerHandling
     from openfl_cli.plan import Plan
-    from openfl_cli.transport.core.guard import Authorizer
     from openfl_cli.transport.messages import TaskSpec
     from openfl_cli.utils.lock import ProcessLock
 
 log = logging.getLogger(__name__)
+
+
+class MemberAuthorizer(Protocol):
+    """The aggregator's authorizer, which also tells who may take part right now."""
+
+    def check(self, context: Any, claimed_sender: str) -> None: ...
+    def members(self) -> frozenset[str] | None: ...
+
 
 AGGREGATOR_LOCK = "local_state/aggregator.lock"  # held by the running aggregator of a workspace
 SERVER_STOP_GRACE = 3.0  # seconds for answers in flight (the last QUITs) when the server stops
@@ -42,7 +50,7 @@ class AggregatorRun:
     rounds_to_train: int
     last_round: int  # rounds completed
     last_state_path: Path
-    best_state_path: Path
+    best_state_path: Path | None  # None: no best model was written
     finished: bool
 
 
@@ -51,8 +59,10 @@ def build_aggregator(
     builder: ComponentBuilder,
     reporter: AggregatorReporter | None = None,
     max_concurrent_results: int = 1,
+    roster: Roster | None = None,
 ) -> tuple[Aggregator, RoundOutputs]:
-    """The aggregator of `spec`, resumed from its persistent state when there is one."""
+    """The aggregator of `spec`, resumed from its persistent state when there is one. `roster`: who
+    may take part now (a collaborator it drops leaves the running round)."""
     from openfl_cli.tensors.snapshot import load_snapshot
 
     agg = spec.aggregator
@@ -71,6 +81,7 @@ def build_aggregator(
         model: dict[str, np.ndarray] = load_snapshot(init_path).tensors
         start = 0
         if resume is not None:
+            _check_resumed_model(spec, model, resume.model)
             model, start = resume.model, resume.next_round
             for name, state in resume.aggregation_state.items():
                 if name in functions and state:
@@ -100,11 +111,30 @@ def build_aggregator(
             quit_grace=min(30.0, max(5.0, 2 * spec.network.reconnect_interval)),
             max_concurrent_results=max_concurrent_results,
             reporter=reporter,
+            roster=roster,
         )
     except BaseException:
         outputs.close()
         raise
     return aggregator, outputs
+
+
+def _check_resumed_model(
+    spec: ExperimentSpec, initial: Mapping[str, np.ndarray], resumed: Mapping[str, np.ndarray]
+) -> None:
+    """The saved state's model must be the initial model's kind (same tensors, same shapes): a state
+    database left by another plan or model would otherwise be served to every collaborator."""
+    from openfl_cli.federation.model_fit import misfit
+
+    outputs = spec.aggregator.outputs
+    problem = misfit(initial, resumed) or misfit(
+        {name: value for name, value in resumed.items() if not is_optimizer_tensor(name)}, initial
+    )
+    if problem:
+        raise UsageError(
+            f"{outputs.persistent_db}: its saved model does not fit {outputs.init_path} ({problem});"
+            " delete it to start the experiment over, or restore the initial model it was trained from"
+        )
 
 
 def open_outputs(spec: ExperimentSpec, builder: ComponentBuilder) -> RoundOutputs:
@@ -216,7 +246,10 @@ def _serve(
     from openfl_cli.transport.server import AggregatorServer
 
     network = spec.network
-    aggregator, outputs = build_aggregator(spec, plan, reporter or ConsoleReporter())
+    authorizer = _authorizer(plan, cols_path, network.use_tls and network.require_client_auth)
+    aggregator, outputs = build_aggregator(
+        spec, plan, reporter or ConsoleReporter(), roster=authorizer.members
+    )
     try:
         if aggregator.finished:
             log.warning(
@@ -239,7 +272,7 @@ def _serve(
             tls,
             use_tls=network.use_tls,
             require_client_auth=network.require_client_auth,
-            authorizer=_authorizer(plan, cols_path, network.use_tls and network.require_client_auth),
+            authorizer=authorizer,
             expected_collaborators=len(spec.collaborators),
         )
         server.start()
@@ -259,12 +292,12 @@ def _serve(
         spec.aggregator.rounds_to_train,
         aggregator.round_number,
         outputs.last_path,
-        outputs.best_path,
+        outputs.best_written(),
         aggregator.finished,
     )
 
 
-def _authorizer(plan: Plan, cols_path: str | Path, with_certificates: bool) -> Authorizer:
+def _authorizer(plan: Plan, cols_path: str | Path, with_certificates: bool) -> MemberAuthorizer:
     if with_certificates:
         from openfl_cli.pki.credentials import Authorizer as CertificateAuthorizer
 
@@ -284,6 +317,14 @@ class _RosterAuthorizer:
 
         if claimed_sender not in read_collaborators(self.cols_path):
             raise NotAuthorized(f"{claimed_sender!r} is not in {self.cols_path.name} of this federation")
+
+    def members(self) -> frozenset[str] | None:
+        from openfl_cli.pki.roster import read_collaborators
+
+        try:
+            return frozenset(read_collaborators(self.cols_path))
+        except Exception:
+            return None  # unreadable for a moment (being rewritten): nobody leaves on that
 
 
 @contextmanager

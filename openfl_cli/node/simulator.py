@@ -59,7 +59,7 @@ class SimulationResult:
     seconds: float
     collaborator_tasks: int  # tasks run by collaborators, over all rounds
     last_state_path: Path
-    best_state_path: Path
+    best_state_path: Path | None  # None: no best model was written
     metrics_file: Path
     finished: bool
 
@@ -127,7 +127,11 @@ def simulate(
         existing(data_path) if data_path else None,
     )
     spec = simulation_spec(plan.experiment(), collaborators, rounds)
-    return run_simulation(spec, plan, threads=threads, reporter=reporter, show_progress=show_progress)
+    from openfl_cli.node.aggregator import workspace_lock
+
+    # the simulator writes the aggregator's outputs and state: never beside a running aggregator
+    with workspace_lock(spec.workspace):
+        return run_simulation(spec, plan, threads=threads, reporter=reporter, show_progress=show_progress)
 
 
 def run_simulation(
@@ -144,7 +148,10 @@ def run_simulation(
     started = time.monotonic()
     with sharing_datasets(), _quiet_collaborator_logs():
         _ensure_initial_model(spec, builder)
-        aggregator, outputs = build_aggregator(spec, builder, reporter or ConsoleReporter())
+        # the round bars below replace the reporter's own; `fx simulate` prints the table itself
+        aggregator, outputs = build_aggregator(
+            spec, builder, reporter or ConsoleReporter(table=False, live=False)
+        )
         progress = RoundProgress(enabled=show_progress)
         try:
             pool = _Workers(spec, builder, aggregator, threads, progress)
@@ -175,7 +182,7 @@ def run_simulation(
         seconds=time.monotonic() - started,
         collaborator_tasks=pool.tasks_run,
         last_state_path=outputs.last_path,
-        best_state_path=outputs.best_path,
+        best_state_path=outputs.best_written(),
         metrics_file=spec.resolve(agg.outputs.logs_dir) / "metrics.jsonl",
         finished=aggregator.finished,
     )
@@ -196,7 +203,8 @@ def _drive(spec: ExperimentSpec, aggregator: Aggregator, pool: _Workers, progres
 
     names = spec.aggregator.collaborators
     watcher = InProcessLink(aggregator, names[0])  # a long poll that returns when a new round opens
-    while not aggregator.finished and not pool.failed:
+    aborted = False  # the aggregator stopped the experiment (it raises why)
+    while not aggregator.finished and not pool.failed and not aborted:
         round_number = aggregator.round_number
         progress.round_started(round_number, spec.aggregator.rounds_to_train, len(names))
         for name in names:
@@ -206,7 +214,8 @@ def _drive(spec: ExperimentSpec, aggregator: Aggregator, pool: _Workers, progres
             break
         while not aggregator.finished and not pool.failed and aggregator.round_number == round_number:
             assignment = watcher.get_tasks(ROUND_WAIT_SECONDS)
-            if assignment.action is Action.QUIT:
+            aborted = assignment.action is Action.ABORT
+            if assignment.action is Action.QUIT or aborted:
                 break
     # everyone hears that the experiment is over, so the aggregator need not wait for them
     for name in names:
@@ -228,11 +237,16 @@ def _quiet_collaborator_logs() -> Iterator[None]:
 
 
 class _QuietProgress(TaskProgress):
-    """A simulated collaborator's task lines go to the debug log; the round's progress bar counts."""
+    """A simulated collaborator's task lines go to the debug log; the round's task bars count."""
+
+    def __init__(self, rounds: RoundProgress) -> None:
+        super().__init__()
+        self.rounds = rounds
 
     @contextmanager
     def task(self, label: str) -> Iterator[None]:
         yield
+        self.rounds.task_done(label.split(" ", 2)[-1])  # the collaborator's label: "round 2/3 train"
 
     def line(self, text: str) -> None:
         log.debug("%s", text)
@@ -265,7 +279,7 @@ class _Workers:
         self._optimizer_states: dict[str, dict[str, np.ndarray]] = {}
         self._keep_optimizer = spec.aggregator.opt_treatment == "CONTINUE_LOCAL"
         self._pipeline: TensorEncoder | None = build_pipeline(spec.compression, builder)
-        self._task_progress = _QuietProgress()
+        self._task_progress = _QuietProgress(progress)
         self._threads = [
             threading.Thread(target=self._work, name=f"fx-sim-{index}", daemon=True)
             for index in range(threads)
@@ -347,6 +361,8 @@ class _Workers:
             active = runner
         if assignment.action is not Action.RUN:
             return runner
+        for task in assignment.tasks:
+            self.progress.task_started(task.name)
         if self._keep_optimizer:  # this collaborator's own state, or a fresh one as a new runner has
             if name in self._optimizer_states:
                 active.set_tensor_dict(self._optimizer_states[name], with_opt_vars=True)

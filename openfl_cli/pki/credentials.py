@@ -139,6 +139,12 @@ class Authorizer:
         if claimed_sender not in collaborators:
             raise NotAuthorized(f"{claimed_sender!r} is not in {self.cols_path.name} of this federation")
 
+    def members(self) -> frozenset[str] | None:
+        """The collaborators of `plan/cols.yaml` as it is now; None while it cannot be read."""
+        self._refresh()
+        with self._lock:
+            return None if self._broken else self._collaborators
+
     def _peer(self, raw: bytes) -> _Peer:
         with self._lock:
             peer = self._peers.get(raw)

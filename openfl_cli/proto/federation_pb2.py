@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!openfl_cli/proto/federation.proto\x12\x15openfl_cli.federation\"\r\n\x0bPingRequest\"d\n\x0cPingResponse\x12\x12\n\naggregator\x18\x01 \x01(\t\x12\x11\n\tplan_hash\x18\x02 \x01(\t\x12\x14\n\x0cround_number\x18\x03 \x01(\x03\x12\x17\n\x0frounds_to_train\x18\x04 \x01(\x03\"\'\n\x0fGetTasksRequest\x12\x14\n\x0cwait_seconds\x18\x01 \x01(\x01\"@\n\tTaskProto\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x66unction\x18\x02 \x01(\t\x12\x13\n\x0bkwargs_json\x18\x03 \x01(\t\"\x81\x01\n\x13TaskAssignmentProto\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x14\n\x0cround_number\x18\x02 \x01(\x03\x12/\n\x05tasks\x18\x03 \x03(\x0b\x32 .openfl_cli.federation.TaskProto\x12\x13\n\x0bretry_after\x18\x04 \x01(\x01\"\'\n\x0fGetModelRequest\x12\x14\n\x0cround_number\x18\x01 \x01(\x03\"H\n\nParamValue\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x11\n\x07integer\x18\x02 \x01(\x03H\x00\x12\x0e\n\x04real\x18\x03 \x01(\x01H\x00\x42\x07\n\x05value\"\x83\x02\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12?\n\x06params\x18\x05 \x03(\x0b\x32/.openfl_cli.federation.TensorHeader.ParamsEntry\x12\x0e\n\x06nbytes\x18\x06 \x01(\x03\x12\x12\n\nraw_nbytes\x18\x07 \x01(\x03\x1aP\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x30\n\x05value\x18\x02 \x01(\x0b\x32!.openfl_cli.federation.ParamValue:\x02\x38\x01\"%\n\x05\x43hunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"Y\n\x0bModelHeader\x12\x14\n\x0cround_number\x18\x01 \x01(\x03\x12\x34\n\x07tensors\x18\x02 \x03(\x0b\x32#.openfl_cli.federation.TensorHeader\"{\n\x0cModelMessage\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".openfl_cli.federation.ModelHeaderH\x00\x12-\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.openfl_cli.federation.ChunkH\x00\x42\x06\n\x04kind\"\xf6\x01\n\x0cResultHeader\x12\x14\n\x0cround_number\x18\x01 \x01(\x03\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x41\n\x07metrics\x18\x03 \x03(\x0b\x32\x30.openfl_cli.federation.ResultHeader.MetricsEntry\x12\x14\n\x0csample_count\x18\x04 \x01(\x03\x12\x34\n\x07tensors\x18\x05 \x03(\x0b\x32#.openfl_cli.federation.TensorHeader\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"}\n\rResultMessage\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.openfl_cli.federation.ResultHeaderH\x00\x12-\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.openfl_cli.federation.ChunkH\x00\x42\x06\n\x04kind\",\n\x12SendResultResponse\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x03\x32\xf9\x02\n\nFederation\x12O\n\x04Ping\x12\".openfl_cli.federation.PingRequest\x1a#.openfl_cli.federation.PingResponse\x12^\n\x08GetTasks\x12&.openfl_cli.federation.GetTasksRequest\x1a*.openfl_cli.federation.TaskAssignmentProto\x12Y\n\x08GetModel\x12&.openfl_cli.federation.GetModelRequest\x1a#.openfl_cli.federation.ModelMessage0\x01\x12_\n\nSendResult\x12$.openfl_cli.federation.ResultMessage\x1a).openfl_cli.federation.SendResultResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!openfl_cli/proto/federation.proto\x12\x15openfl_cli.federation\"\r\n\x0bPingRequest\"d\n\x0cPingResponse\x12\x12\n\naggregator\x18\x01 \x01(\t\x12\x11\n\tplan_hash\x18\x02 \x01(\t\x12\x14\n\x0cround_number\x18\x03 \x01(\x03\x12\x17\n\x0frounds_to_train\x18\x04 \x01(\x03\"\'\n\x0fGetTasksRequest\x12\x14\n\x0cwait_seconds\x18\x01 \x01(\x01\"@\n\tTaskProto\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x66unction\x18\x02 \x01(\t\x12\x13\n\x0bkwargs_json\x18\x03 \x01(\t\"\x91\x01\n\x13TaskAssignmentProto\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x14\n\x0cround_number\x18\x02 \x01(\x03\x12/\n\x05tasks\x18\x03 \x03(\x0b\x32 .openfl_cli.federation.TaskProto\x12\x13\n\x0bretry_after\x18\x04 \x01(\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\'\n\x0fGetModelRequest\x12\x14\n\x0cround_number\x18\x01 \x01(\x03\"H\n\nParamValue\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x11\n\x07integer\x18\x02 \x01(\x03H\x00\x12\x0e\n\x04real\x18\x03 \x01(\x01H\x00\x42\x07\n\x05value\"\x83\x02\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12?\n\x06params\x18\x05 \x03(\x0b\x32/.openfl_cli.federation.TensorHeader.ParamsEntry\x12\x0e\n\x06nbytes\x18\x06 \x01(\x03\x12\x12\n\nraw_nbytes\x18\x07 \x01(\x03\x1aP\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x30\n\x05value\x18\x02 \x01(\x0b\x32!.openfl_cli.federation.ParamValue:\x02\x38\x01\"%\n\x05\x43hunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"Y\n\x0bModelHeader\x12\x14\n\x0cround_number\x18\x01 \x01(\x03\x12\x34\n\x07tensors\x18\x02 \x03(\x0b\x32#.openfl_cli.federation.TensorHeader\"{\n\x0cModelMessage\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".openfl_cli.federation.ModelHeaderH\x00\x12-\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.openfl_cli.federation.ChunkH\x00\x42\x06\n\x04kind\"\xf6\x01\n\x0cResultHeader\x12\x14\n\x0cround_number\x18\x01 \x01(\x03\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x41\n\x07metrics\x18\x03 \x03(\x0b\x32\x30.openfl_cli.federation.ResultHeader.MetricsEntry\x12\x14\n\x0csample_count\x18\x04 \x01(\x03\x12\x34\n\x07tensors\x18\x05 \x03(\x0b\x32#.openfl_cli.federation.TensorHeader\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"}\n\rResultMessage\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.openfl_cli.federation.ResultHeaderH\x00\x12-\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.openfl_cli.federation.ChunkH\x00\x42\x06\n\x04kind\",\n\x12SendResultResponse\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x03\"^\n\x0bTaskFailure\x12\x14\n\x0cround_number\x18\x01 \x01(\x03\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0emodel_mismatch\x18\x04 \x01(\x08\"\x15\n\x13TaskFailureResponse2\xda\x03\n\nFederation\x12O\n\x04Ping\x12\".openfl_cli.federation.PingRequest\x1a#.openfl_cli.federation.PingResponse\x12^\n\x08GetTasks\x12&.openfl_cli.federation.GetTasksRequest\x1a*.openfl_cli.federation.TaskAssignmentProto\x12Y\n\x08GetModel\x12&.openfl_cli.federation.GetModelRequest\x1a#.openfl_cli.federation.ModelMessage0\x01\x12_\n\nSendResult\x12$.openfl_cli.federation.ResultMessage\x1a).openfl_cli.federation.SendResultResponse(\x01\x12_\n\rReportFailure\x12\".openfl_cli.federation.TaskFailure\x1a*.openfl_cli.federation.TaskFailureResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,29 +44,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKPROTO']._serialized_start=218
   _globals['_TASKPROTO']._serialized_end=282
   _globals['_TASKASSIGNMENTPROTO']._serialized_start=285
-  _globals['_TASKASSIGNMENTPROTO']._serialized_end=414
-  _globals['_GETMODELREQUEST']._serialized_start=416
-  _globals['_GETMODELREQUEST']._serialized_end=455
-  _globals['_PARAMVALUE']._serialized_start=457
-  _globals['_PARAMVALUE']._serialized_end=529
-  _globals['_TENSORHEADER']._serialized_start=532
-  _globals['_TENSORHEADER']._serialized_end=791
-  _globals['_TENSORHEADER_PARAMSENTRY']._serialized_start=711
-  _globals['_TENSORHEADER_PARAMSENTRY']._serialized_end=791
-  _globals['_CHUNK']._serialized_start=793
-  _globals['_CHUNK']._serialized_end=830
-  _globals['_MODELHEADER']._serialized_start=832
-  _globals['_MODELHEADER']._serialized_end=921
-  _globals['_MODELMESSAGE']._serialized_start=923
-  _globals['_MODELMESSAGE']._serialized_end=1046
-  _globals['_RESULTHEADER']._serialized_start=1049
-  _globals['_RESULTHEADER']._serialized_end=1295
-  _globals['_RESULTHEADER_METRICSENTRY']._serialized_start=1249
-  _globals['_RESULTHEADER_METRICSENTRY']._serialized_end=1295
-  _globals['_RESULTMESSAGE']._serialized_start=1297
-  _globals['_RESULTMESSAGE']._serialized_end=1422
-  _globals['_SENDRESULTRESPONSE']._serialized_start=1424
-  _globals['_SENDRESULTRESPONSE']._serialized_end=1468
-  _globals['_FEDERATION']._serialized_start=1471
-  _globals['_FEDERATION']._serialized_end=1848
+  _globals['_TASKASSIGNMENTPROTO']._serialized_end=430
+  _globals['_GETMODELREQUEST']._serialized_start=432
+  _globals['_GETMODELREQUEST']._serialized_end=471
+  _globals['_PARAMVALUE']._serialized_start=473
+  _globals['_PARAMVALUE']._serialized_end=545
+  _globals['_TENSORHEADER']._serialized_start=548
+  _globals['_TENSORHEADER']._serialized_end=807
+  _globals['_TENSORHEADER_PARAMSENTRY']._serialized_start=727
+  _globals['_TENSORHEADER_PARAMSENTRY']._serialized_end=807
+  _globals['_CHUNK']._serialized_start=809
+  _globals['_CHUNK']._serialized_end=846
+  _globals['_MODELHEADER']._serialized_start=848
+  _globals['_MODELHEADER']._serialized_end=937
+  _globals['_MODELMESSAGE']._serialized_start=939
+  _globals['_MODELMESSAGE']._serialized_end=1062
+  _globals['_RESULTHEADER']._serialized_start=1065
+  _globals['_RESULTHEADER']._serialized_end=1311
+  _globals['_RESULTHEADER_METRICSENTRY']._serialized_start=1265
+  _globals['_RESULTHEADER_METRICSENTRY']._serialized_end=1311
+  _globals['_RESULTMESSAGE']._serialized_start=1313
+  _globals['_RESULTMESSAGE']._serialized_end=1438
+  _globals['_SENDRESULTRESPONSE']._serialized_start=1440
+  _globals['_SENDRESULTRESPONSE']._serialized_end=1484
+  _globals['_TASKFAILURE']._serialized_start=1486
+  _globals['_TASKFAILURE']._serialized_end=1580
+  _globals['_TASKFAILURERESPONSE']._serialized_start=1582
+  _globals['_TASKFAILURERESPONSE']._serialized_end=1603
+  _globals['_FEDERATION']._serialized_start=1606
+  _globals['_FEDERATION']._serialized_end=2080
 # @@protoc_insertion_point(module_scope)

@@ -39,16 +39,18 @@ class TaskProto(_message.Message):
     def __init__(self, name: _Optional[str] = ..., function: _Optional[str] = ..., kwargs_json: _Optional[str] = ...) -> None: ...
 
 class TaskAssignmentProto(_message.Message):
-    __slots__ = ("action", "round_number", "tasks", "retry_after")
+    __slots__ = ("action", "round_number", "tasks", "retry_after", "reason")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     ROUND_NUMBER_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     action: str
     round_number: int
     tasks: _containers.RepeatedCompositeFieldContainer[TaskProto]
     retry_after: float
-    def __init__(self, action: _Optional[str] = ..., round_number: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskProto, _Mapping]]] = ..., retry_after: _Optional[float] = ...) -> None: ...
+    reason: str
+    def __init__(self, action: _Optional[str] = ..., round_number: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskProto, _Mapping]]] = ..., retry_after: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ("round_number",)
@@ -149,3 +151,19 @@ class SendResultResponse(_message.Message):
     RECEIVED_BYTES_FIELD_NUMBER: _ClassVar[int]
     received_bytes: int
     def __init__(self, received_bytes: _Optional[int] = ...) -> None: ...
+
+class TaskFailure(_message.Message):
+    __slots__ = ("round_number", "task_name", "reason", "model_mismatch")
+    ROUND_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MODEL_MISMATCH_FIELD_NUMBER: _ClassVar[int]
+    round_number: int
+    task_name: str
+    reason: str
+    model_mismatch: bool
+    def __init__(self, round_number: _Optional[int] = ..., task_name: _Optional[str] = ..., reason: _Optional[str] = ..., model_mismatch: _Optional[bool] = ...) -> None: ...
+
+class TaskFailureResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

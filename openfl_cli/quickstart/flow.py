@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import IO
 
 from openfl_cli.errors import UsageError
+from openfl_cli.quickstart.live import FederationProgress
 from openfl_cli.quickstart.processes import ProcessGroup, fx_step
-from openfl_cli.quickstart.report import metrics_table
+from openfl_cli.quickstart.report import print_metrics_table
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ def _native_suffix(template: str) -> str:
 
 
 def _check_options(options: QuickstartOptions) -> None:
+    from openfl_cli.workspace.templates import template_path
+
+    template_path(options.template)  # an unknown name is a usage error before anything is created
     if options.collaborators < 1:
         raise UsageError(f"--collaborators: expected a positive number, got {options.collaborators}")
     if options.rounds < 1:
@@ -202,7 +206,8 @@ def run_quickstart(options: QuickstartOptions, echo: IO[str] = sys.stdout) -> Qu
         f" the aggregator listens on {_host_port(bind_addr, _plan_port(aggregator))}"
         + (" (this machine only)" if bind_addr == LOOPBACK else ""),
     )
-    group = ProcessGroup(echo=echo)
+    live = FederationProgress(echo, options.rounds, names)  # live bars on a terminal
+    group = ProcessGroup(echo=live.stream)
     try:
         group.start("aggregator", ["aggregator", "start"], aggregator, aggregator / "logs" / "aggregator.log")
         _wait_until_listening(aggregator, options.fqdn, group)
@@ -213,13 +218,14 @@ def run_quickstart(options: QuickstartOptions, echo: IO[str] = sys.stdout) -> Qu
         group.wait_all(options.timeout)
     finally:
         group.stop_all()
+        live.close()
 
     best = aggregator / "save" / "best.pbuf"
     snapshot = best if best.is_file() else aggregator / "save" / "last.pbuf"
     native = aggregator / "save" / f"model{_native_suffix(options.template)}"
     _step(echo, f"saving {snapshot.name} as a native model")
     fx_step(["model", "save", "-i", str(snapshot), "-o", str(native)], aggregator)
-    print(metrics_table(aggregator / "logs" / "metrics.jsonl"), file=echo)
+    print_metrics_table(aggregator / "logs" / "metrics.jsonl", echo)
     seconds = time.monotonic() - started
     print(f"\ndone in {seconds:.1f} s: native model {native}", file=echo, flush=True)
     return QuickstartResult(aggregator, workspaces, native, seconds)

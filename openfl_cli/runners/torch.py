@@ -53,10 +53,22 @@ class PyTorchTaskRunner(TaskRunner):
                 torch.manual_seed(int(seed))
             model = self.build_model()
         self.model: nn.Module = model.to(self.device)
-        self.optimizer: torch.optim.Optimizer = self.build_optimizer(self.model.parameters())
+        self._optimizer: torch.optim.Optimizer | None = None  # see `optimizer`
         self._param_names = {id(param): name for name, param in self.model.named_parameters()}
         self._anchor: dict[str, torch.Tensor] | None = None
         self._mu = 0.0
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """Built on first use: the first optimizer of a process imports torch._dynamo (seconds), which
+        a runner asked only for its weights (`fx plan initialize`, the aggregator) never needs."""
+        if self._optimizer is None:
+            self._optimizer = self.build_optimizer(self.model.parameters())
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self._optimizer = optimizer
 
     # --- hooks -----------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -160,7 +172,7 @@ class PyTorchTaskRunner(TaskRunner):
         self.model.train()
         total = torch.zeros((), device=self.device)
         seen = 0
-        for inputs, targets in self._require_loader().get_train_loader():
+        for inputs, targets in self.loader_batches("train", kwargs):
             inputs, targets = inputs.to(self.device), targets.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.loss_fn(self.model(inputs), targets)
@@ -177,18 +189,13 @@ class PyTorchTaskRunner(TaskRunner):
         total = torch.zeros((), device=self.device)
         seen = 0
         with torch.no_grad():
-            for inputs, targets in self._require_loader().get_valid_loader():
+            for inputs, targets in self.loader_batches("valid", kwargs):
                 inputs, targets = inputs.to(self.device), targets.to(self.device)
                 output = self.model(inputs)
                 total += self.loss_fn(output, targets) * len(targets)
                 correct += (output.argmax(dim=1) == targets).sum()
                 seen += len(targets)
         return {"acc": int(correct) / max(seen, 1), "loss": float(total) / max(seen, 1)}
-
-    def _require_loader(self) -> DataLoader:
-        if self.data_loader is None:
-            raise RuntimeError(f"{type(self).__name__} has no data loader")
-        return self.data_loader
 
     # --- native format ---------------------------------------------------------------------------
     def save_native(self, path: str | Path) -> Path:

@@ -22,12 +22,12 @@ from openfl_cli.tensors.pipelines import NoCompressionPipeline, TensorEncoder
 from openfl_cli.transport.assembly import Assembler, encoded_header, tensor_infos
 from openfl_cli.transport.auth import call_metadata
 from openfl_cli.transport.chunking import chunk_messages
-from openfl_cli.transport.convert import assignment_from_proto, ping_from_proto
+from openfl_cli.transport.convert import assignment_from_proto, failure_to_proto, ping_from_proto
 from openfl_cli.transport.core.channel import RemotePeer, open_channel
 from openfl_cli.transport.core.network import channel_options, host_port
 from openfl_cli.transport.frames import HeaderFrame, Malformed, decode_message, encode_header
 from openfl_cli.transport.limits import Limits
-from openfl_cli.transport.messages import PingReply, SendReport, StreamError, TaskAssignment
+from openfl_cli.transport.messages import PingReply, SendReport, StreamError, TaskAssignment, TaskFailure
 from openfl_cli.transport.retry import RetryPolicy
 from openfl_cli.transport.server import SERVICE_NAME
 from openfl_cli.transport.tls import TlsMaterial
@@ -90,6 +90,9 @@ class AggregatorClient:
         )
         self._send_result = self._channel.stream_unary(
             method + "SendResult", _identity, pb.SendResultResponse.FromString
+        )
+        self._report_failure = self._channel.unary_unary(
+            method + "ReportFailure", pb.TaskFailure.SerializeToString, pb.TaskFailureResponse.FromString
         )
 
     @property
@@ -156,6 +159,14 @@ class AggregatorClient:
         raw = sum(item.raw_nbytes for _, item in encoded)
         sent = len(header) + sum(item.nbytes for _, item in encoded)
         return SendReport(raw_bytes=raw, sent_bytes=sent)
+
+    def report_failure(self, failure: TaskFailure) -> None:
+        """Tell the aggregator that a task of the round failed, and why."""
+        request = failure_to_proto(failure)
+        self._call(
+            "ReportFailure",
+            lambda: self._report_failure(request, timeout=UNARY_TIMEOUT, metadata=self._metadata),
+        )
 
     def close(self) -> None:
         self._channel.close()

@@ -7,7 +7,7 @@ import math
 
 from openfl_cli.proto import federation_pb2 as pb
 from openfl_cli.transport.assembly import StreamError
-from openfl_cli.transport.messages import Action, PingReply, TaskAssignment, TaskSpec
+from openfl_cli.transport.messages import Action, PingReply, TaskAssignment, TaskFailure, TaskSpec, one_line
 
 
 def ping_to_proto(reply: PingReply) -> pb.PingResponse:
@@ -37,6 +37,7 @@ def assignment_to_proto(assignment: TaskAssignment) -> pb.TaskAssignmentProto:
             for task in assignment.tasks
         ],
         retry_after=assignment.retry_after,
+        reason=assignment.reason,
     )
 
 
@@ -61,4 +62,24 @@ def assignment_from_proto(message: pb.TaskAssignmentProto) -> TaskAssignment:
         round_number=message.round_number,
         tasks=tuple(tasks),
         retry_after=max(0.0, retry_after),
+        reason=one_line(message.reason),
     )
+
+
+def failure_to_proto(failure: TaskFailure) -> pb.TaskFailure:
+    return pb.TaskFailure(
+        round_number=failure.round_number,
+        task_name=failure.task_name,
+        reason=failure.reason,
+        model_mismatch=failure.model_mismatch,
+    )
+
+
+def failure_from_proto(message: pb.TaskFailure) -> TaskFailure:
+    return TaskFailure(
+        round_number=message.round_number,
+        task_name=message.task_name,
+        reason=one_line(message.reason),
+        model_mismatch=message.model_mismatch,
+    )
+

@@ -19,6 +19,7 @@ import json
 import math
 import operator
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from typing import TypeVar
 
 import numpy as np
@@ -37,7 +38,9 @@ from openfl_cli.transport.messages import (
     SendReport,
     StreamError,
     TaskAssignment,
+    TaskFailure,
     TaskSpec,
+    one_line,
 )
 from openfl_cli.transport.result_checks import check_result_fields, check_tensor_matches
 from openfl_cli.transport.service import FederationService, ResultSink, abort_sink
@@ -112,6 +115,16 @@ class InProcessLink:
         values = {name: float(value) for name, value in metrics.items()}
         count = operator.index(sample_count)
         return self._answer(lambda: self._fold(round_number, task_name, values, count, arrays, dtypes))
+
+    def report_failure(self, failure: TaskFailure) -> None:
+        """Tell the service that a task failed; the reason is cut to one line as the wire does."""
+        detached = replace(failure, reason=one_line(failure.reason))
+
+        def report() -> None:
+            check_result_fields(detached.round_number, detached.task_name, {}, self.limits)
+            self._service.report_failure(self.collaborator, detached)
+
+        self._answer(report)
 
     def close(self) -> None:
         self._closed = True
@@ -209,4 +222,4 @@ def _detached(assignment: TaskAssignment) -> TaskAssignment:
     tasks = tuple(
         TaskSpec(task.name, task.function, json.loads(json.dumps(task.kwargs))) for task in assignment.tasks
     )
-    return TaskAssignment(assignment.action, assignment.round_number, tasks, assignment.retry_after)
+    return replace(assignment, tasks=tasks)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from openfl_cli.transport.messages import PingReply, SendReport, TaskAssignment
+from openfl_cli.transport.messages import PingReply, SendReport, TaskAssignment, TaskFailure
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,6 +29,7 @@ class AggregatorLink(Protocol):
         sample_count: int,
         tensors: Mapping[str, np.ndarray],
     ) -> SendReport: ...
+    def report_failure(self, failure: TaskFailure) -> None: ...
 
 
 class OpenLink(AggregatorLink, Protocol):

@@ -12,11 +12,20 @@ from typing import Any
 
 from openfl_cli.errors import FxError
 
+MAX_REASON_CHARS = 1000  # a peer's reason (a failed task, a stopped experiment) as logged and passed on
+
+
+def one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """A peer's free text as one printable line of at most `limit` characters (it reaches logs)."""
+    line = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
 
 class Action(str, Enum):
     RUN = "run"  # run the tasks of `round_number`
     WAIT = "wait"  # nothing to do yet: ask again (the long poll timed out)
     QUIT = "quit"  # the experiment is over
+    ABORT = "abort"  # the experiment stopped on an error (`TaskAssignment.reason` says which)
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,18 @@ class TaskAssignment:
     round_number: int = 0
     tasks: tuple[TaskSpec, ...] = ()
     retry_after: float = 0.0
+    reason: str = ""  # with ABORT: why, in one line
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A collaborator's report that a task of a round failed (its exception, in one line).
+    `model_mismatch`: the global model does not fit the collaborator's own model."""
+
+    round_number: int
+    task_name: str
+    reason: str
+    model_mismatch: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +72,7 @@ class RefusalCode(str, Enum):
     DUPLICATE = "duplicate"  # a result the aggregator has (or is receiving): a retry after a lost reply
     INVALID = "invalid"  # malformed, wrong shape/dtype, non-finite values, oversized
     UNKNOWN_TASK = "unknown task"
+    BUSY = "busy"  # the sender holds as many calls as it may at once: try again after one ends
 
 
 class Refused(Exception):

@@ -18,7 +18,8 @@ from openfl_cli.proto import federation_pb2 as pb
 from openfl_cli.transport.assembly import Assembler, check_against_model, raw_entries, tensor_infos
 from openfl_cli.transport.auth import PlanHashCheck
 from openfl_cli.transport.chunking import chunk_messages
-from openfl_cli.transport.convert import assignment_to_proto, ping_to_proto
+from openfl_cli.transport.convert import assignment_to_proto, failure_from_proto, ping_to_proto
+from openfl_cli.transport.core.budget import CallBudget
 from openfl_cli.transport.core.guard import Authorizer, CallGuard
 from openfl_cli.transport.core.handlers import Rpc, guarded_handler, parse_as, raw_bytes, request_of
 from openfl_cli.transport.core.network import host_port
@@ -37,6 +38,9 @@ __all__ = ["SERVICE_NAME", "AggregatorServer", "federation_handler", "host_port"
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
+# Calls one collaborator may hold at once: its long poll, an upload in the background, a download or a
+# failure report, and one to spare (a poll its client gave up on, still ending on the server).
+CALLS_PER_COLLABORATOR = 4
 ResultFrames = Iterator[HeaderFrame[pb.ResultHeader] | ChunkFrame | Malformed]
 
 
@@ -74,15 +78,16 @@ class AggregatorServer:
             authorizer=authorizer,
             checks=(PlanHashCheck(lambda: service.plan_hash),),
         )
+        budget = CallBudget(CALLS_PER_COLLABORATOR)
         self._server = GrpcServer(
-            [federation_handler(service, guard, self.limits, max_poll_seconds)],
+            [federation_handler(service, guard, self.limits, max_poll_seconds, budget)],
             address,
             port,
             tls if use_tls else None,
             require_client_auth=require_client_auth,
             limits=self.limits,
-            # Each collaborator may hold a long poll while another of its calls (or a stream) runs.
-            max_workers=max(8, 2 * expected_collaborators + 4),
+            # every collaborator's whole budget at once, and a margin for calls refused on admission
+            max_workers=CALLS_PER_COLLABORATOR * max(1, expected_collaborators) + 4,
             role=ROLE,
         )
 
@@ -110,9 +115,13 @@ class AggregatorServer:
 
 
 def federation_handler(
-    service: FederationService, guard: CallGuard, limits: Limits, max_poll_seconds: float
+    service: FederationService,
+    guard: CallGuard,
+    limits: Limits,
+    max_poll_seconds: float,
+    budget: CallBudget | None = None,
 ) -> grpc.GenericRpcHandler:
-    """The federation service's methods behind `guard`."""
+    """The federation service's methods behind `guard`, each sender's calls bounded by `budget`."""
     methods = _FederationMethods(service, limits, max_poll_seconds)
     rpcs = {
         "Ping": Rpc(methods.ping, parse_as(pb.PingRequest), pb.PingResponse.SerializeToString),
@@ -126,12 +135,15 @@ def federation_handler(
             pb.SendResultResponse.SerializeToString,
             request_streaming=True,
         ),
+        "ReportFailure": Rpc(
+            methods.report_failure, parse_as(pb.TaskFailure), pb.TaskFailureResponse.SerializeToString
+        ),
     }
-    return guarded_handler(SERVICE_NAME, rpcs, guard, role=ROLE)
+    return guarded_handler(SERVICE_NAME, rpcs, guard, role=ROLE, budget=budget)
 
 
 class _FederationMethods:
-    """The four RPCs; each receives the sender the guard admitted."""
+    """The RPCs; each receives the sender the guard admitted."""
 
     def __init__(self, service: FederationService, limits: Limits, max_poll: float) -> None:
         self._service = service
@@ -150,6 +162,14 @@ class _FederationMethods:
         wait: float = request_of(request).wait_seconds
         wait = min(max(wait, 0.0), self._max_poll) if math.isfinite(wait) else 0.0
         return assignment_to_proto(self._service.get_tasks(sender, wait))
+
+    def report_failure(
+        self, sender: str, request: pb.TaskFailure | Malformed, context: grpc.ServicerContext
+    ) -> pb.TaskFailureResponse:
+        failure = failure_from_proto(request_of(request))
+        check_result_fields(failure.round_number, failure.task_name, {}, self._limits)
+        self._service.report_failure(sender, failure)
+        return pb.TaskFailureResponse()
 
     def get_model(
         self, sender: str, request: pb.GetModelRequest | Malformed, context: grpc.ServicerContext

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from openfl_cli.transport.messages import PingReply, Refused, StreamError, TaskAssignment
+from openfl_cli.transport.messages import PingReply, Refused, StreamError, TaskAssignment, TaskFailure
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,6 +51,10 @@ class FederationService(Protocol):
     def model_for(self, collaborator: str, round_number: int) -> Mapping[str, np.ndarray]:
         """The global model of `round_number` to send (with optimizer tensors for CONTINUE_GLOBAL).
         Raises `Refused` (LATE) when that round is not the current one."""
+
+    def report_failure(self, collaborator: str, failure: TaskFailure) -> None:
+        """A task of the collaborator failed (it says why). Raises `Refused` (LATE) for a round that
+        is not the current one, UNKNOWN_TASK for a task it was not given."""
 
     def open_result(
         self,

@@ -22,6 +22,7 @@ _STATUS: dict[RefusalCode, grpc.StatusCode] = {
     RefusalCode.DUPLICATE: grpc.StatusCode.ALREADY_EXISTS,
     RefusalCode.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
     RefusalCode.UNKNOWN_TASK: grpc.StatusCode.NOT_FOUND,
+    RefusalCode.BUSY: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 __all__ = ["REFUSAL_KEY", "AggregatorRefused", "abort", "refusal_from", "status_of"]

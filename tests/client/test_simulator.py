@@ -155,6 +155,6 @@ def test_a_failing_script_names_its_site(tmp_path: Path) -> None:
     with pytest.raises(FxError) as raised:
         run(folder, reporter=Quiet())
     message = str(raised.value)
-    assert message.startswith("collaborator site-2: ")
+    assert message.startswith("round 2: site-2's task failed (")
     assert "script src/train.py at site site-2 failed in round 2" in message
     assert "RuntimeError: disk on fire" in message

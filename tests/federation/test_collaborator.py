@@ -19,6 +19,7 @@ from openfl_cli.transport.messages import (
     Refused,
     SendReport,
     TaskAssignment,
+    TaskFailure,
     TaskSpec,
 )
 
@@ -84,6 +85,7 @@ class FakeLink:
         self.refusals = refusals or {}
         self.sent: list[tuple[int, str, dict[str, float], int, dict[str, np.ndarray]]] = []
         self.downloads: list[int] = []
+        self.failures: list[TaskFailure] = []
 
     def ping(self) -> PingReply:
         return PingReply("agg", "h", 0, 2)
@@ -109,6 +111,9 @@ class FakeLink:
         self.sent.append((round_number, task_name, dict(metrics), sample_count, dict(tensors)))
         size = sum(a.nbytes for a in tensors.values())
         return SendReport(size, size)
+
+    def report_failure(self, failure: TaskFailure) -> None:
+        self.failures.append(failure)
 
 
 def run(script: list[TaskAssignment], **kwargs: Any) -> tuple[FakeLink, FakeRunner, Collaborator]:
@@ -168,8 +173,10 @@ def test_after_a_failed_task_the_weights_are_loaded_again() -> None:
     runner = FailingOnce()
     link = FakeLink(rounds(0))
     collaborator = Collaborator("one", runner, link, training_task=TRAIN, retry_interval=0.01)
-    with pytest.raises(FxError, match="flaky"):
-        collaborator.run()
+    collaborator.run()  # reports the failure and goes on asking for tasks
+    assert [(f.round_number, f.task_name) for f in link.failures] == [(0, "aggregated_model_validation")]
+    assert "RuntimeError: flaky" in link.failures[0].reason
+    assert link.sent == []  # the round's other tasks did not run
     link.script = rounds(0)
     collaborator.run()
     train = next(tensors for _, task, _, _, tensors in link.sent if task == "train")
@@ -237,10 +244,30 @@ def test_restart_mid_round_trains_again_to_validate_locally() -> None:
     ]
 
 
-def test_a_failing_task_is_a_clear_error() -> None:
+def test_a_failing_task_is_reported_in_one_line() -> None:
     broken = TaskSpec("train", "no_such_function", {})
-    with pytest.raises(FxError, match="no method 'no_such_function'"):
-        run(rounds(0, tasks=(broken,)))
+    link, _, collaborator = run(rounds(0, tasks=(broken,)))
+    [failure] = link.failures
+    assert failure.task_name == "train" and "no method 'no_such_function'" in failure.reason
+    assert not failure.model_mismatch and collaborator.rounds_worked == set()
+
+
+def test_an_aborted_experiment_ends_the_collaborator_with_the_reason() -> None:
+    stop = TaskAssignment(Action.ABORT, 1, reason="round 2: site2 failed: OOM")
+    with pytest.raises(FxError, match="the aggregator stopped the experiment: round 2: site2 failed: OOM"):
+        run([stop])
+
+
+def test_a_global_model_that_does_not_fit_is_reported_before_any_task() -> None:
+    class OtherModelLink(FakeLink):
+        def get_model(self, round_number: int) -> dict[str, np.ndarray]:
+            return {"w": np.zeros(3, np.float32)}  # the runner's "w" has 4 elements
+
+    link, runner = OtherModelLink(rounds(0)), FakeRunner()
+    Collaborator("one", runner, link, training_task=TRAIN).run()
+    [failure] = link.failures
+    assert failure.model_mismatch and "'w' has shape (3,) where (4,) is expected" in failure.reason
+    assert link.sent == []
 
 
 def test_a_round_closed_before_the_download_is_skipped() -> None:
@@ -288,11 +315,10 @@ def probed_run(
 
     link = ProbedLink(rounds(0, tasks=tasks))
     collaborator = Collaborator("one", ProbedRunner(), link, training_task=TRAIN, retry_interval=0.01)
+    collaborator.run()
     if fail_local_validation:
-        with pytest.raises(FxError, match="validation broke"):
-            collaborator.run()
-    else:
-        collaborator.run()
+        [failure] = link.failures
+        assert failure.task_name == "locally_tuned_model_validation" and "validation broke" in failure.reason
     return link, probe
 
 

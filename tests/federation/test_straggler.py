@@ -87,3 +87,23 @@ def test_percentage_policy() -> None:
 def test_settings_are_validated(factory, setting) -> None:
     with pytest.raises(ValueError, match=setting):
         factory()
+
+
+def test_can_succeed_says_whether_the_round_can_close_without_the_failed() -> None:
+    from openfl_cli.job.straggler import MandatorySitesPolicy
+
+    expected = ["a", "b", "c", "d"]
+    cases = [
+        (WaitForAllPolicy(), [], True),
+        (WaitForAllPolicy(), ["a"], False),
+        (CutoffTimePolicy(straggler_cutoff_time=10, minimum_reporting=2), ["a", "b"], True),
+        (CutoffTimePolicy(straggler_cutoff_time=10, minimum_reporting=2), ["a", "b", "c"], False),
+        (CutoffTimePolicy(), ["a"], False),  # never cut off: it waits for everyone
+        (PercentagePolicy(0.5), ["a", "b"], True),
+        (PercentagePolicy(0.5), ["a", "b", "c"], False),
+        (MandatorySitesPolicy(10, 1, ["d"]), ["a", "b"], True),
+        (MandatorySitesPolicy(10, 1, ["d"]), ["d"], False),
+    ]
+    for policy, failed, verdict in cases:
+        policy.round_open(expected, 0.0)
+        assert policy.can_succeed(failed) is verdict, (type(policy).__name__, failed)

@@ -165,7 +165,8 @@ def test_a_failing_task_stops_the_simulation_with_its_reason(digits: Path) -> No
     )
     with pytest.raises(
         FxError,
-        match=r"^collaborator collaborator3: task .train. \(train_task\) failed: RuntimeError: disk on fire$",
+        match=r"^round 1: collaborator3's task failed \(task .train. \(train_task\) failed: RuntimeError:"
+        r" disk on fire\), and WaitForAllPolicy cannot close the round without it$",
     ) as raised:
         run(digits, collaborators=4, rounds=2, threads=2)
     assert "\n" not in str(raised.value)
@@ -185,3 +186,16 @@ def test_an_aggregator_that_cannot_write_its_outputs_ends_the_simulation(digits:
     (digits / "save/last.pbuf").mkdir(parents=True)  # a folder where the snapshot must go
     with pytest.raises(Exception, match=r"last\.pbuf"):
         run(digits, collaborators=3, rounds=3)
+
+
+def test_a_simulation_is_refused_while_an_aggregator_holds_the_workspace(digits: Path) -> None:
+    from openfl_cli.errors import UsageError
+    from openfl_cli.node.aggregator import workspace_lock
+
+    lock = workspace_lock(digits)
+    try:
+        with pytest.raises(UsageError, match=r"another aggregator \(pid \d+, started .*\) runs in this"):
+            run(digits, collaborators=2, rounds=1)
+    finally:
+        lock.release()
+    assert not (digits / "save/last.pbuf").exists()

@@ -14,6 +14,7 @@ from openfl_cli.transport.messages import (
     RefusalCode,
     Refused,
     TaskAssignment,
+    TaskFailure,
     TaskSpec,
 )
 
@@ -61,6 +62,7 @@ class FakeService:
         self.round_number = 0
         self.results: list[Result] = []
         self.aborted: list[str] = []
+        self.failures: list[tuple[str, TaskFailure]] = []
         self.work = threading.Event()
 
     def ping(self, collaborator: str) -> PingReply:
@@ -71,6 +73,9 @@ class FakeService:
             return TaskAssignment(Action.WAIT, self.round_number, retry_after=0.0)
         task = TaskSpec("train", "train_task", {"epochs": 1, "note": "é"})
         return TaskAssignment(Action.RUN, self.round_number, (task,))
+
+    def report_failure(self, collaborator: str, failure: TaskFailure) -> None:
+        self.failures.append((collaborator, failure))
 
     def model_for(self, collaborator: str, round_number: int) -> Mapping[str, np.ndarray]:
         if round_number != self.round_number:

@@ -15,13 +15,14 @@ import pytest
 from openfl_cli.errors import FxError
 from openfl_cli.federation.aggregation import WeightedAverage
 from openfl_cli.federation.aggregator import Aggregator, BestMetricRule, RoundOutputs
+from openfl_cli.federation.aggregator.core import ExperimentStopped
 from openfl_cli.federation.assigner import RandomGroupedAssigner
 from openfl_cli.federation.straggler import WaitForAllPolicy
 from openfl_cli.tensors.pipelines import CompressionPipeline, QuantizationPipeline, decode_tensor
 from openfl_cli.transport.client import AggregatorClient
 from openfl_cli.transport.inprocess import InProcessLink
 from openfl_cli.transport.link import OpenLink
-from openfl_cli.transport.messages import Action, AggregatorRefused, RefusalCode, TaskSpec
+from openfl_cli.transport.messages import Action, AggregatorRefused, RefusalCode, TaskFailure, TaskSpec
 from openfl_cli.transport.server import AggregatorServer
 from tests.transport.conftest import Authorizer, Pki
 
@@ -53,11 +54,18 @@ class Federation:
     aggregator: Aggregator
     open: Callable[..., OpenLink]
     threads: list[threading.Thread] = field(default_factory=list)
+    stopped: ExperimentStopped | None = None
 
     def run(self) -> None:
-        thread = threading.Thread(target=self.aggregator.run, daemon=True)
+        thread = threading.Thread(target=self._run, daemon=True)
         thread.start()
         self.threads.append(thread)
+
+    def _run(self) -> None:
+        try:
+            self.aggregator.run()
+        except ExperimentStopped as stopped:
+            self.stopped = stopped
 
     def wait_round(self, number: int, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -427,3 +435,27 @@ def test_a_small_experiment_end_to_end(make_federation: Callable[..., Federation
     model = federation.aggregator.model
     np.testing.assert_allclose(model["dense.weight"], np.full((32, 24), 2.0))
     assert model["steps"].tolist() == [2]
+
+
+# -- failures ----------------------------------------------------------------------------------------------
+
+
+def test_a_failure_report_reaches_the_aggregator_as_one_line_and_stops_a_wait_for_all_round(
+    make_federation: Callable[..., Federation],
+) -> None:
+    federation = make_federation()
+    federation.run()
+    one, two = federation.open("one"), federation.open("two")
+    work_round(one, 0, 1.0, 10)
+    two.report_failure(TaskFailure(0, "train", "Traceback:\n  line 3\nRuntimeError: out of memory\x00"))
+    told = one.get_tasks(5)
+    assert told.action is Action.ABORT
+    assert "two" in told.reason and "Traceback: line 3 RuntimeError: out of memory" in told.reason
+    assert "\n" not in told.reason and "\x00" not in told.reason
+
+
+def test_failure_reports_are_refused_like_results(make_federation: Callable[..., Federation]) -> None:
+    link = make_federation().open("one")
+    refused(lambda: link.report_failure(TaskFailure(4, "train", "x")), RefusalCode.LATE, "round 4")
+    refused(lambda: link.report_failure(TaskFailure(0, "nope", "x")), RefusalCode.UNKNOWN_TASK, "'nope'")
+    refused(lambda: link.report_failure(TaskFailure(-1, "train", "x")), RefusalCode.INVALID, "negative")

@@ -14,16 +14,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from openfl_cli.errors import FxError
 from openfl_cli.federation.aggregator.closing import aggregate, round_record, write_work
 from openfl_cli.federation.aggregator.outputs import RoundOutputs
 from openfl_cli.federation.aggregator.rounds import RoundState, TaskOutcome
 from openfl_cli.federation.aggregator.sink import ResultSink, ResultSlots, check_metrics
 from openfl_cli.federation.aggregator.writer import BackgroundWriter
 from openfl_cli.federation.progress import AggregatorReporter, RoundSummary, WaitStatus
-from openfl_cli.transport.messages import Action, PingReply, RefusalCode, Refused, TaskAssignment, TaskSpec
+from openfl_cli.transport.messages import (
+    Action,
+    PingReply,
+    RefusalCode,
+    Refused,
+    TaskAssignment,
+    TaskFailure,
+    TaskSpec,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +42,15 @@ if TYPE_CHECKING:
     from openfl_cli.federation.straggler import StragglerHandling
 
 log = logging.getLogger(__name__)
+
+ROSTER_CHECK_SECONDS = 1.0  # how soon a collaborator taken out of the roster leaves the round
+# Who may take part right now (cols.yaml as it is on disk); None when that cannot be read.
+Roster = Callable[[], "Collection[str] | None"]
+
+
+class ExperimentStopped(FxError):
+    """The aggregator ended the experiment on an error (a failed task the straggler policy cannot do
+    without, a model that does not fit, a write that failed). A restart resumes at the open round."""
 
 
 class Aggregator:
@@ -55,7 +73,10 @@ class Aggregator:
         max_concurrent_results: int = 1,
         reporter: AggregatorReporter | None = None,
         clock: Callable[[], float] = time.monotonic,
+        roster: Roster | None = None,
     ) -> None:
+        """`roster`, when given, is asked about once a second who may still take part: a collaborator
+        it no longer names (`fx collaborator remove`) leaves the open round at once."""
         self.plan_hash = plan_hash
         self.name = name
         self.collaborators = tuple(collaborators)
@@ -79,6 +100,11 @@ class Aggregator:
         self._next_report = 0.0
         self._finished = start_round >= rounds_to_train
         self._stopped = False
+        self._failure: str | None = None  # why the experiment stopped on an error
+        self._polls: dict[str, int] = {}  # collaborator -> ticket of its current long poll
+        self._roster = roster
+        self._next_roster_check = 0.0
+        self._left: set[str] = set()  # collaborators the roster dropped while the experiment ran
         if not self._finished:
             with self._cond:
                 self._open_round(start_round)
@@ -91,10 +117,19 @@ class Aggregator:
         return PingReply(self.name, self.plan_hash, number, self.rounds_to_train)
 
     def get_tasks(self, collaborator: str, wait_seconds: float) -> TaskAssignment:
+        """Long poll. A collaborator holds one: a newer poll of the same name ends the older at once
+        (WAIT), so that no sender can hold many server threads with polls."""
         deadline = self._clock() + max(0.0, wait_seconds)
         with self._cond:
+            ticket = self._polls.get(collaborator, 0) + 1
+            self._polls[collaborator] = ticket
+            self._cond.notify_all()
             while True:
-                if self._stopped:
+                if self._failure is not None:
+                    self._told_quit.add(collaborator)
+                    self._cond.notify_all()
+                    return TaskAssignment(Action.ABORT, self.round_number_unlocked(), reason=self._failure)
+                if self._stopped or self._polls.get(collaborator) != ticket:
                     return TaskAssignment(Action.WAIT, self.round_number_unlocked())
                 if self._finished:
                     self._told_quit.add(collaborator)
@@ -120,6 +155,41 @@ class Aggregator:
                     RefusalCode.UNKNOWN_TASK, f"{collaborator} has no tasks in round {round_number}"
                 )
             return self._model
+
+    def report_failure(self, collaborator: str, failure: TaskFailure) -> None:
+        """A task of `collaborator` failed: its unfinished tasks of the round end without a result,
+        and the straggler policy decides whether the round can still close; if not, the experiment
+        stops, naming who failed. A model that does not fit the collaborator's stops it at once."""
+        with self._cond:
+            state = self._current(failure.round_number)
+            if failure.task_name not in state.tasks_of(collaborator):
+                raise Refused(
+                    RefusalCode.UNKNOWN_TASK,
+                    f"task {failure.task_name!r} is not assigned to {collaborator} in round"
+                    f" {failure.round_number}",
+                )
+            round_label = f"round {state.number + 1}"
+            log.warning(
+                "%s: %s failed on %s: %s", round_label, failure.task_name, collaborator, failure.reason
+            )
+            if failure.model_mismatch:
+                self._fail(
+                    f"{round_label}: the global model does not fit {collaborator}'s model"
+                    f" ({failure.reason}); check the plan's initial model (`fx plan initialize`)"
+                )
+                return
+            state.give_up(collaborator, failure.reason)
+            if not self._straggler_can_succeed(state):
+                failed = "; ".join(
+                    f"{name}'s task failed ({why})" for name, why in sorted(state.gave_up.items())
+                )
+                without = "it" if len(state.gave_up) == 1 else "them"
+                self._fail(
+                    f"{round_label}: {failed}, and {type(self._straggler).__name__} cannot close the"
+                    f" round without {without}"
+                )
+                return
+            self._cond.notify_all()
 
     def open_result(
         self,
@@ -175,16 +245,15 @@ class Aggregator:
             while True:
                 final_task: str | None = None
                 with self._cond:
-                    while not (self._finished or self._stopped) and not self._closable():
+                    while not (self._finished or self._stopped or self._failure) and not self._closable():
                         final_task = self._final_task()
                         if final_task is not None:
                             break
                         self._cond.wait(self._wait_timeout())
                         self._report_wait()
+                        self._check_roster()
                     if final_task is None:
-                        if self._stopped:
-                            return
-                        if self._finished:
+                        if self._failure is not None or self._stopped or self._finished:
                             break
                         assert self._round is not None
                         self._round.closing = True
@@ -193,9 +262,22 @@ class Aggregator:
                     self._aggregate_early(final_task)
                 else:
                     self._close_round()
-        finally:
             self._writer.wait()
-        self._await_quit()
+        except BaseException as exc:
+            # the long polls answer at once (ABORT for an error), not when they time out
+            with self._cond:
+                if not isinstance(exc, Exception):
+                    self._stopped = True
+                elif self._failure is None:
+                    self._failure = f"the aggregator failed: {exc}"
+                self._cond.notify_all()
+            self._writer.wait(raising=False)
+            raise
+        if self._failure is not None:
+            self._await_quit()
+            raise ExperimentStopped(self._failure)
+        if not self._stopped:
+            self._await_quit()
 
     def stop(self) -> None:
         """Stop serving rounds (a signal): collaborators are not told to quit, they wait for a restart."""
@@ -224,6 +306,8 @@ class Aggregator:
 
     def _current(self, round_number: int) -> RoundState:
         state = self._round
+        if self._failure is not None:
+            raise Refused(RefusalCode.LATE, f"the experiment stopped: {self._failure}")
         if state is None or self._finished:
             raise Refused(RefusalCode.LATE, f"round {round_number} is over: the experiment is finished")
         if round_number != state.number or state.closing:
@@ -280,10 +364,65 @@ class Aggregator:
 
     def _closable(self) -> bool:
         state = self._round
-        return state is not None and self._straggler.can_close(state.finished_collaborators(), self._clock())
+        if state is None:
+            return False
+        finished = state.finished_collaborators()
+        if len(finished) == len(state.assignments):
+            return True
+        # collaborators whose task failed are finished, but they did not report for the policy
+        reported = finished - state.gave_up.keys() if state.gave_up else finished
+        return self._straggler.can_close(reported, self._clock())
+
+    def _straggler_can_succeed(self, state: RoundState) -> bool:
+        """Whether the policy can still close the round while the collaborators that gave up never
+        report (a policy without `can_succeed` closes the round without them)."""
+        can_succeed = getattr(self._straggler, "can_succeed", None)
+        return not callable(can_succeed) or bool(can_succeed(state.gave_up.keys()))
+
+    def _fail(self, reason: str) -> None:
+        """Stop the experiment on an error (call with the condition held): every long poll is answered
+        ABORT with `reason`, and `run()` raises `ExperimentStopped` once they were told."""
+        if self._failure is None:
+            self._failure = reason
+            log.error("stopping the experiment: %s", reason)
+        self._cond.notify_all()
+
+    def _check_roster(self) -> None:
+        """Collaborators the roster no longer names leave the experiment (call with the condition held)."""
+        if self._roster is None or self._clock() < self._next_roster_check:
+            return
+        self._next_roster_check = self._clock() + ROSTER_CHECK_SECONDS
+        try:
+            members = self._roster()
+        except Exception:
+            log.exception("reading the roster failed; the round keeps its collaborators")
+            return
+        if members is None:
+            return
+        for name in [name for name in self.collaborators if name not in members]:
+            self._leave(name)
+
+    def _leave(self, collaborator: str) -> None:
+        self.collaborators = tuple(name for name in self.collaborators if name != collaborator)
+        self._left.add(collaborator)
+        state = self._round
+        if state is not None and collaborator in state.assignments:
+            state.drop(collaborator)
+            remaining = {name: tasks for name, tasks in state.assignments.items() if name not in self._left}
+            self._straggler.round_open(remaining, state.started_at)
+            log.warning(
+                "round %d: %s was removed from the federation; the round goes on without it",
+                state.number + 1,
+                collaborator,
+            )
+        else:
+            log.warning("%s was removed from the federation", collaborator)
+        self._cond.notify_all()
 
     def _wait_timeout(self) -> float:
         interval = self._reporter.interval if self._reporter else 5.0
+        if self._roster is not None:
+            interval = min(interval, ROSTER_CHECK_SECONDS)
         deadline = self._straggler.next_deadline(self._clock())
         if deadline is None:
             return interval
@@ -361,6 +500,10 @@ class Aggregator:
             with self._fold_lock:
                 with self._cond:
                     state = self._current(sink.round_number)
+                    if sink.collaborator in self._left:
+                        raise Refused(
+                            RefusalCode.NOT_AUTHORIZED, f"{sink.collaborator} was removed from the federation"
+                        )
                 sink.function.commit(sink.collaborator)
                 with self._cond:
                     state.in_flight.discard(key)
@@ -378,7 +521,9 @@ class Aggregator:
             self._release(sink, state)
             if state is not None:
                 state.in_flight.discard(key)
-                if refused:
+                # nobody will send it again: a collaborator that gave up the round, or left
+                gone = sink.collaborator in state.gave_up or sink.collaborator in self._left
+                if refused or gone:
                     state.record_failure(key, reason)
             self._cond.notify_all()
         if refused:

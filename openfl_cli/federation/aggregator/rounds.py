@@ -33,6 +33,8 @@ class RoundState:
     closing: bool = False
     committed: dict[TaskKey, TaskOutcome] = field(default_factory=dict)
     failed: dict[TaskKey, str] = field(default_factory=dict)  # refused results: not aggregated
+    # collaborator -> why its task failed (it said so): its other tasks of the round end unreported
+    gave_up: dict[str, str] = field(default_factory=dict)
     in_flight: set[TaskKey] = field(default_factory=set)
     # task -> the collaborator whose result streams in the task's direct lane (see ResultSlots)
     direct_lanes: dict[str, str] = field(default_factory=dict)
@@ -63,6 +65,22 @@ class RoundState:
         """The result `key` was refused: it is finished without counting."""
         self._finish(key)
         self.failed[key] = reason
+
+    def give_up(self, collaborator: str, reason: str) -> None:
+        """`collaborator`'s task failed: its tasks not yet received end without a result. One being
+        received right now still counts if it arrives whole."""
+        self.gave_up.setdefault(collaborator, reason)
+        self._end_tasks_of(collaborator, f"task failed: {reason}")
+
+    def drop(self, collaborator: str) -> None:
+        """`collaborator` left the federation: its tasks not yet received end without a result."""
+        self._end_tasks_of(collaborator, "removed from the federation")
+
+    def _end_tasks_of(self, collaborator: str, reason: str) -> None:
+        for task in self.tasks_of(collaborator):
+            key = (collaborator, task)
+            if not self.is_finished(key) and key not in self.in_flight:
+                self.record_failure(key, reason)
 
     def _finish(self, key: TaskKey) -> None:
         name, task = key

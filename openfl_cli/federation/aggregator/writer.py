@@ -26,16 +26,20 @@ class BackgroundWriter:
         self.wait()
         self._pending = BackgroundCall(lambda: _logged(work), "fx-round-writer")
 
-    def wait(self) -> None:
-        """Block until the pending work is done; re-raise its error in the caller."""
+    def wait(self, *, raising: bool = True) -> None:
+        """Block until the pending work is done; re-raise its error in the caller (`raising=False`:
+        after another error, which it must not hide; the work logged its own already)."""
         pending, self._pending = self._pending, None
         if pending is None:
             return
         try:
             pending.outcome()
         except FxError:
-            raise
+            if raising:
+                raise
         except BaseException as error:
+            if not raising:
+                return
             raise FxError(f"writing a round's outputs failed: {type(error).__name__}: {error}") from error
 
 

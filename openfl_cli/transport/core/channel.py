@@ -15,6 +15,7 @@ import grpc
 
 from openfl_cli.errors import FxError, SecurityError
 from openfl_cli.transport.core.network import Option
+from openfl_cli.transport.messages import RefusalCode
 from openfl_cli.transport.retry import TransportFailure
 from openfl_cli.transport.status import refusal_from
 from openfl_cli.transport.tls import TlsMaterial, channel_credentials
@@ -66,6 +67,8 @@ class RemotePeer:
 
     def failure(self, what: str, error: grpc.RpcError) -> Exception:
         refusal = refusal_from(error)
+        if refusal is not None and refusal.code is RefusalCode.BUSY:  # our own calls in flight end soon
+            return TransportFailure(refusal.reason)
         if refusal is not None:
             return refusal
         details = _details(error)

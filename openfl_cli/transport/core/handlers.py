@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from openfl_cli.transport.core.budget import CallBudget
 from openfl_cli.transport.core.guard import CallGuard, Denied
 from openfl_cli.transport.frames import Malformed
 from openfl_cli.transport.messages import RefusalCode, Refused, StreamError
@@ -41,18 +42,36 @@ class Rpc:
 
 
 def guarded_handler(
-    service_name: str, rpcs: Mapping[str, Rpc], guard: CallGuard, *, role: str
+    service_name: str,
+    rpcs: Mapping[str, Rpc],
+    guard: CallGuard,
+    *,
+    role: str,
+    budget: CallBudget | None = None,
 ) -> grpc.GenericRpcHandler:
-    """The handler of `service_name`: each call is admitted by `guard`, then runs its method.
-    `role` names the server in the INTERNAL answer ("internal error on the aggregator")."""
-    handlers = {name: _handler(rpc, guard, role) for name, rpc in rpcs.items()}
+    """The handler of `service_name`: each call is admitted by `guard`, counted against the sender's
+    `budget` (if any) until it ends, then runs its method. `role` names the server in the INTERNAL
+    answer ("internal error on the aggregator")."""
+    handlers = {name: _handler(rpc, guard, role, budget) for name, rpc in rpcs.items()}
     return grpc.method_handlers_generic_handler(service_name, handlers)
 
 
-def answer(guard: CallGuard, context: grpc.ServicerContext, run: Callable[[str], R], role: str) -> R:
+def answer(
+    guard: CallGuard,
+    context: grpc.ServicerContext,
+    run: Callable[[str], R],
+    role: str,
+    budget: CallBudget | None = None,
+) -> R:
     """Admit the caller, run, and turn every failure into a status the client can print."""
     try:
-        return run(guard.admit(context))
+        sender = guard.admit(context)
+        if budget is not None:
+            release = budget.take(sender)
+            # at the call's end, however it ends (a stream the client cancels included)
+            if not context.add_callback(release):
+                release()
+        return run(sender)
     except Denied as denied:
         log.warning("refused %s: %s", context.peer(), denied.refusal)
         refusal, status = denied.refusal, denied.status
@@ -70,19 +89,21 @@ def answer(guard: CallGuard, context: grpc.ServicerContext, run: Callable[[str],
     raise AssertionError("unreachable: abort raises")
 
 
-def _handler(rpc: Rpc, guard: CallGuard, role: str) -> grpc.RpcMethodHandler:
+def _handler(rpc: Rpc, guard: CallGuard, role: str, budget: CallBudget | None) -> grpc.RpcMethodHandler:
     if rpc.response_streaming:
 
         def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             yield from answer(
-                guard, context, lambda sender: _primed(rpc.method(sender, request, context)), role
+                guard, context, lambda sender: _primed(rpc.method(sender, request, context)), role, budget
             )
 
         behaviour: Callable[[Any, grpc.ServicerContext], Any] = streaming
     else:
 
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
-            return answer(guard, context, lambda sender: rpc.method(sender, request, context), role)
+            return answer(
+                guard, context, lambda sender: rpc.method(sender, request, context), role, budget
+            )
 
         behaviour = unary
     factory = {

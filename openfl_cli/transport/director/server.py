@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 
 from openfl_cli.errors import UsageError
 from openfl_cli.proto import director_pb2 as dpb
+from openfl_cli.transport.core.budget import CallBudget
 from openfl_cli.transport.core.guard import CallGuard
 from openfl_cli.transport.core.handlers import Rpc, guarded_handler, parse_as, raw_bytes, request_of
 from openfl_cli.transport.core.server import GrpcServer
@@ -35,6 +36,11 @@ ROLE = "director"
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
+
+
+# Calls one envoy (health, long poll, a chain's state and result, its output) or one experimenter (a
+# submission, the watch stream, a result) may hold at once: no peer can take every server thread.
+CALLS_PER_PEER = 6
 
 
 class RoleCheck:
@@ -140,7 +146,7 @@ def _envoy_handler(
         ),
         "SendOutput": _unary(output, dpb.OutputBatch, dpb.Ack),
     }
-    return guarded_handler(ENVOY_SERVICE, rpcs, guard, role=ROLE)
+    return guarded_handler(ENVOY_SERVICE, rpcs, guard, role=ROLE, budget=CallBudget(CALLS_PER_PEER))
 
 
 def _experiments_handler(
@@ -168,4 +174,4 @@ def _experiments_handler(
         ),
         "GetResult": Rpc(result, parse_as(dpb.ResultRequest), raw_bytes, response_streaming=True),
     }
-    return guarded_handler(EXPERIMENTS_SERVICE, rpcs, guard, role=ROLE)
+    return guarded_handler(EXPERIMENTS_SERVICE, rpcs, guard, role=ROLE, budget=CallBudget(CALLS_PER_PEER))
