@@ -9,6 +9,7 @@ NumPy arrays, and the global model read-only (it makes new arrays rather than ch
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,9 +48,15 @@ def build_object(entry: Any, where: str, workspace: Path, method: str) -> Any:
     if not isinstance(template, str) or not isinstance(settings, Mapping):
         raise ValueError(f"{where}: template must be a dotted path and settings a mapping")
     try:
-        instance = import_object(template, workspace)(**settings)
+        target = import_object(template, workspace)
     except TemplateError as exc:
         raise ValueError(f"{where}: {exc}") from None
+    # checked before the call: a plan must not turn an entry into any callable (`os.system`)
+    if not inspect.isclass(target) or not callable(getattr(target, method, None)):
+        found = "a class without it" if inspect.isclass(target) else f"a {type(target).__name__}, not a class"
+        raise ValueError(f"{where}: expected a class with a {method}() method, got {template}: {found}")
+    try:
+        instance = target(**settings)
     except Exception as exc:
         raise ValueError(f"{where}: {template}(**settings) failed: {type(exc).__name__}: {exc}") from None
     if not callable(getattr(instance, method, None)):

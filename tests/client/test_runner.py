@@ -121,7 +121,7 @@ def test_filters_run_in_order(tmp_path: Path, made: list) -> None:
     [
         ([{"template": "tests.client.helpers.Nope"}], r"task_data_filters\[0\].*no attribute 'Nope'"),
         ([{"template": "tests.client.helpers.Scale", "settings": {"bad": 1}}], r"task_data_filters\[0\]"),
-        ([{"template": "tests.client.helpers.Doubler"}], "no process"),
+        ([{"template": "tests.client.helpers.Doubler"}], r"expected a class with a process\(\) method"),
         ([{"settings": {}}], "expected"),
         ("tests.client.helpers.Scale", "list"),
     ],
@@ -129,6 +129,18 @@ def test_filters_run_in_order(tmp_path: Path, made: list) -> None:
 def test_bad_filter_entries_fail_when_the_runner_is_built(tmp_path: Path, entries: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         ScriptTaskRunner(ScriptDataLoader("s"), script="x.py", task_data_filters=entries, workspace=tmp_path)
+
+
+@pytest.mark.parametrize("setting", ["task_data_filters", "task_result_filters", "executor"])
+def test_a_plan_entry_naming_a_function_is_refused_before_it_is_called(tmp_path: Path, setting: str) -> None:
+    marker = tmp_path / "pwned"
+    entry = {"template": "os.system", "settings": {"command": f"touch {marker}"}}
+    given: dict[str, Any] = {"script": "x.py", setting: [entry]}
+    if setting == "executor":
+        given = {"executor": entry}
+    with pytest.raises(ValueError, match=r"expected a class with a \w+\(\) method, got os\.system"):
+        ScriptTaskRunner(ScriptDataLoader("s"), workspace=tmp_path, **given)
+    assert not marker.exists()
 
 
 def test_two_scripts_in_two_threads_see_their_own_arguments(tmp_path: Path, made: list) -> None:
