@@ -1,7 +1,8 @@
-"""`fx workspace create | export | import`."""
+"""`fx workspace create | export | import | dockerize | sign-image | verify-image`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -83,6 +84,23 @@ def import_(archive: Path, install_requirements: bool) -> None:
     click.echo(f"Imported workspace into {workspace}")
 
 
+def _signer_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--certificate and --key: the certified key that signs a saved image."""
+    certificate = click.option(
+        "--certificate",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Certificate to sign with [default: this node's aggregator (or collaborator) certificate].",
+    )
+    key = click.option(
+        "--key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Key of --certificate [default: the .key beside it].",
+    )
+    return certificate(key(command))
+
+
 @click.command("dockerize")
 @click.option(
     "--tag", default=None, help="Name of the workspace image [default: the workspace folder's name]."
@@ -102,18 +120,7 @@ def import_(archive: Path, install_requirements: bool) -> None:
 @click.option(
     "--save", is_flag=True, help="Also write <workspace>.tar and its signature <workspace>.tar.sig."
 )
-@click.option(
-    "--certificate",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Certificate to sign with [default: this node's aggregator (or collaborator) certificate].",
-)
-@click.option(
-    "--key",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Key of --certificate [default: the .key beside it].",
-)
+@_signer_options
 def dockerize(
     tag: str | None,
     base_image: str | None,
@@ -141,18 +148,7 @@ def dockerize(
 
 @click.command("sign-image")
 @click.argument("tarball", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--certificate",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Certificate to sign with [default: this node's aggregator (or collaborator) certificate].",
-)
-@click.option(
-    "--key",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Key of --certificate [default: the .key beside it].",
-)
+@_signer_options
 def sign_image(tarball: Path, certificate: Path | None, key: Path | None) -> None:
     """Sign a saved workspace image (`docker save -o X.tar ...`): writes X.tar.sig beside it."""
     from openfl_cli.workspace.image_signature import sign_image as sign

@@ -11,6 +11,7 @@ import shutil
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,16 +36,23 @@ def certify_federation(
     *,
     source: Path | None = None,
     data_paths: dict[str, str] | None = None,
+    prepare_aggregator: Callable[[Path], None] | None = None,
+    prepare_collaborator: Callable[[Path], None] | None = None,
 ) -> FederationDirs:
     """Create, initialize and certify a federation under `root`; collaborator i gets data path i+1
     (or its entry of `data_paths`). `source`: start from this workspace (an exported FedJob) instead of
-    `fx workspace create` with `template`."""
+    `fx workspace create` with `template`. `prepare_aggregator` runs on the aggregator's workspace right
+    after it is created (before `fx plan initialize`, which may build the data loader), and
+    `prepare_collaborator` on each collaborator's right after its import (data never travels)."""
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     aggregator = root / "aggregator" / WORKSPACE
     if source is not None:
         shutil.copytree(source, aggregator)
     else:
         run_fx(["workspace", "create", "--prefix", str(aggregator), "--template", template], cwd=root)
+    if prepare_aggregator is not None:
+        prepare_aggregator(aggregator)
     run_fx(["plan", "initialize", "-a", fqdn], cwd=aggregator)
     run_fx(["workspace", "certify"], cwd=aggregator)
     run_fx(["aggregator", "generate-cert-request", "--fqdn", fqdn], cwd=aggregator)
@@ -60,6 +68,8 @@ def certify_federation(
         shutil.copy(archive, node)  # "copy the workspace archive to each collaborator node"
         run_fx(["workspace", "import", "--archive", archive.name], cwd=node)
         workspace = node / WORKSPACE
+        if prepare_collaborator is not None:
+            prepare_collaborator(workspace)
         data = (data_paths or {}).get(name, str(index))
         run_fx(["collaborator", "create", "-n", name, "-d", data, "-s"], cwd=workspace)
         printed = run_fx(["collaborator", "generate-cert-request", "-n", name, "-s"], cwd=workspace).stdout

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import run_fx
 from tests.e2e.federation_run import Federation, run_until_done
-from tests.e2e.pki_flow import WORKSPACE, FederationDirs, request_hash_in
+from tests.e2e.pki_flow import FederationDirs, certify_federation
 from tests.runners.helpers import ONE_THREAD, write_tiny_mnist
 
 pytestmark = pytest.mark.e2e
@@ -43,42 +43,31 @@ def _copy_openfl_plan(workspace: Path, plan: str) -> None:
     shutil.copytree(OPENFL_PLANS / plan / "plan", workspace / "plan")
 
 
-def certify_openfl_plan(root: Path, template: str, plan: str, fqdn: str = "localhost") -> FederationDirs:
+def certify_openfl_plan(root: Path, template: str, plan: str) -> FederationDirs:
     """The documented flow, on an fx workspace whose plan/ is OpenFL's (data in place first)."""
-    aggregator = root / "aggregator" / WORKSPACE
-    root.mkdir(parents=True, exist_ok=True)
-    run_fx(["workspace", "create", "--prefix", str(aggregator), "--template", template], cwd=root)
-    _copy_openfl_plan(aggregator, plan)
-    write_tiny_mnist(aggregator / "data" / "mnist")
-    checked = run_fx(["plan", "validate"], cwd=aggregator)
-    assert "plan OK" in checked.stdout, checked.stdout + checked.stderr
-    run_fx(["plan", "initialize", "-a", fqdn], cwd=aggregator)
-    run_fx(["workspace", "certify"], cwd=aggregator)
-    run_fx(["aggregator", "generate-cert-request", "--fqdn", fqdn], cwd=aggregator)
-    run_fx(["aggregator", "certify", "--fqdn", fqdn, "-s"], cwd=aggregator)
-    run_fx(["workspace", "export"], cwd=aggregator)
-    archive = aggregator / f"{WORKSPACE}.zip"
-    workspaces: dict[str, Path] = {}
-    for index, name in enumerate(NAMES, start=1):
-        node = root / f"collaborator_{name}"
-        node.mkdir()
-        shutil.copy(archive, node)
-        run_fx(["workspace", "import", "--archive", archive.name], cwd=node)
-        workspace = node / WORKSPACE
+
+    def prepare_aggregator(workspace: Path) -> None:
+        _copy_openfl_plan(workspace, plan)
+        write_tiny_mnist(workspace / "data" / "mnist")
+        checked = run_fx(["plan", "validate"], cwd=workspace)
+        assert "plan OK" in checked.stdout, checked.stdout + checked.stderr
+
+    def prepare_collaborator(workspace: Path) -> None:
         write_tiny_mnist(workspace / "data" / "mnist")
         # this node's data file as OpenFL writes it (the archive ships an empty one)
         shutil.copy(OPENFL_PLANS / plan / "plan" / "data.yaml", workspace / "plan" / "data.yaml")
-        run_fx(["collaborator", "create", "-n", name, "-d", str(index), "-s"], cwd=workspace)
-        data_lines = (workspace / "plan" / "data.yaml").read_text()
+
+    certified = certify_federation(
+        root,
+        list(NAMES),
+        template=template,
+        prepare_aggregator=prepare_aggregator,
+        prepare_collaborator=prepare_collaborator,
+    )
+    for index, (name, workspace) in enumerate(certified.collaborators.items(), start=1):
+        data_lines = (workspace / "plan" / "data.yaml").read_text()  # `fx collaborator create` kept the form
         assert f"\n{name},{index}\n" in data_lines and "# collaborator_name,data_directory_path" in data_lines
-        printed = run_fx(["collaborator", "generate-cert-request", "-n", name, "-s"], cwd=workspace).stdout
-        request = shutil.copy(workspace / f"col_{name}_to_agg_cert_request.zip", root / "aggregator")
-        certify = ["collaborator", "certify", "--request-pkg", str(request)]
-        run_fx([*certify, "--request-hash", request_hash_in(printed)], cwd=aggregator)
-        signed = shutil.copy(aggregator / f"agg_to_col_{name}_signed_cert.zip", node)
-        run_fx(["collaborator", "certify", "--import", str(signed)], cwd=workspace)
-        workspaces[name] = workspace
-    return FederationDirs(aggregator, workspaces)
+    return certified
 
 
 @pytest.fixture

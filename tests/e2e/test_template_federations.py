@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ import pytest
 
 from tests.conftest import fx_env, run_fx
 from tests.e2e.federation_run import Federation, deep_update, run_until_done
-from tests.e2e.pki_flow import WORKSPACE, FederationDirs, request_hash_in
+from tests.e2e.pki_flow import FederationDirs, certify_federation
 from tests.runners.helpers import ONE_THREAD, write_tiny_brats, write_tiny_histology
 
 pytestmark = pytest.mark.e2e
@@ -103,36 +102,21 @@ TF_2DUNET = Template(
 
 
 def certify_template_federation(root: Path, template: Template, fqdn: str = "localhost") -> FederationDirs:
-    """The documented flow (as pki_flow.certify_federation), with the tiny plan and data in place first."""
-    aggregator = root / "aggregator" / WORKSPACE
-    root.mkdir(parents=True, exist_ok=True)
-    run_fx(["workspace", "create", "--prefix", str(aggregator), "--template", template.name], cwd=root)
-    plan_file = aggregator / "plan" / "plan.yaml"
-    _edit_plan(plan_file, template.plan)
-    template.write_data(aggregator)  # `plan initialize` and `model save` build the data loader (shard 1)
-    run_fx(["plan", "initialize", "-a", fqdn], cwd=aggregator)
-    run_fx(["workspace", "certify"], cwd=aggregator)
-    run_fx(["aggregator", "generate-cert-request", "--fqdn", fqdn], cwd=aggregator)
-    run_fx(["aggregator", "certify", "--fqdn", fqdn, "-s"], cwd=aggregator)
-    run_fx(["workspace", "export"], cwd=aggregator)
-    archive = aggregator / f"{WORKSPACE}.zip"
-    workspaces: dict[str, Path] = {}
-    for index, name in enumerate(NAMES, start=1):
-        node = root / f"collaborator_{name}"
-        node.mkdir()
-        shutil.copy(archive, node)
-        run_fx(["workspace", "import", "--archive", archive.name], cwd=node)
-        workspace = node / WORKSPACE
-        template.write_data(workspace)  # data never travels in the archive: each node has its own
-        run_fx(["collaborator", "create", "-n", name, "-d", template.data_path(index), "-s"], cwd=workspace)
-        printed = run_fx(["collaborator", "generate-cert-request", "-n", name, "-s"], cwd=workspace).stdout
-        request = shutil.copy(workspace / f"col_{name}_to_agg_cert_request.zip", root / "aggregator")
-        certify = ["collaborator", "certify", "--request-pkg", str(request)]
-        run_fx([*certify, "--request-hash", request_hash_in(printed)], cwd=aggregator)
-        signed = shutil.copy(aggregator / f"agg_to_col_{name}_signed_cert.zip", node)
-        run_fx(["collaborator", "certify", "--import", str(signed)], cwd=workspace)
-        workspaces[name] = workspace
-    return FederationDirs(aggregator, workspaces)
+    """The documented flow (pki_flow.certify_federation), with the tiny plan and data in place first."""
+
+    def prepare_aggregator(workspace: Path) -> None:
+        _edit_plan(workspace / "plan" / "plan.yaml", template.plan)
+        template.write_data(workspace)  # `plan initialize` and `model save` build the data loader (shard 1)
+
+    return certify_federation(
+        root,
+        list(NAMES),
+        fqdn,
+        template.name,
+        data_paths={name: template.data_path(index) for index, name in enumerate(NAMES, start=1)},
+        prepare_aggregator=prepare_aggregator,
+        prepare_collaborator=template.write_data,  # data never travels in the archive: each node has its own
+    )
 
 
 def _edit_plan(path: Path, changes: dict[str, Any]) -> None:

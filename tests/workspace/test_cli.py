@@ -9,24 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from openfl_cli.cli.main import main
 from openfl_cli.workspace import requirements
+from tests.workspace.cli_run import fx_in_process
 
 HEAVY = ("numpy", "grpc", "yaml", "torch", "tensorflow", "ray", "sklearn", "google.protobuf", "cryptography")
 
 
-def _fx(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_create_help_lists_templates(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _fx(["workspace", "create", "--help"], capsys)
+    code, out, _ = fx_in_process(["workspace", "create", "--help"], capsys)
     assert code == 0
     assert "Templates:" in out and "numpy/digits" in out
 
@@ -35,7 +25,7 @@ def test_create_help_lists_templates(capsys: pytest.CaptureFixture[str]) -> None
 def test_bad_template_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], template: str
 ) -> None:
-    code, _out, err = _fx(
+    code, _out, err = fx_in_process(
         ["workspace", "create", "--prefix", str(tmp_path / "ws"), "--template", template], capsys
     )
     assert code == 2
@@ -44,10 +34,10 @@ def test_bad_template_is_one_line_exit_2(
 
 
 def test_create_export_import(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
-    code, out, _ = _fx(["workspace", "create", "--prefix", str(tmp_path / "ws")], capsys)
+    code, out, _ = fx_in_process(["workspace", "create", "--prefix", str(tmp_path / "ws")], capsys)
     assert code == 0 and str(tmp_path / "ws") in out
     monkeypatch.chdir(tmp_path / "ws")
-    code, out, _ = _fx(["workspace", "export"], capsys)
+    code, out, _ = fx_in_process(["workspace", "export"], capsys)
     assert code == 0 and str(tmp_path / "ws" / "ws.zip") in out
     assert "requirements.txt: " in out and "packages pinned" in out and "openfl-cli (fx itself)" in out
 
@@ -60,20 +50,21 @@ def test_create_export_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     (tmp_path / "node").mkdir()
     monkeypatch.chdir(tmp_path / "node")
     args = ["workspace", "import", "--archive", str(tmp_path / "ws" / "ws.zip"), "--no-install-requirements"]
-    code, out, _ = _fx(args, capsys)
+    code, out, _ = fx_in_process(args, capsys)
     assert code == 0 and (tmp_path / "node" / "ws" / "plan" / "plan.yaml").is_file() and calls == []
     assert "Not installing its requirements" in out and "-m pip install -r" in out
 
     (tmp_path / "other").mkdir()
     monkeypatch.chdir(tmp_path / "other")
-    code, out, _ = _fx(["workspace", "import", "-a", str(tmp_path / "ws" / "ws.zip")], capsys)  # installs
+    archive = str(tmp_path / "ws" / "ws.zip")
+    code, out, _ = fx_in_process(["workspace", "import", "-a", archive], capsys)  # installs
     assert code == 0 and len(calls) == 1 and calls[0][1:4] == ["-m", "pip", "install"]
     steps = [line.split(" ")[0] for line in out.splitlines()]
     assert steps == ["Unpacking", "Unpacked", "Installing", "Installed", "Imported"], out
 
 
 def test_model_save_without_snapshot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _fx(
+    code, _, err = fx_in_process(
         ["model", "save", "-i", str(tmp_path / "none.pbuf"), "-o", str(tmp_path / "m.npz")], capsys
     )
     assert code == 2 and err.strip() == f"fx: error: snapshot {tmp_path / 'none.pbuf'} not found"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from openfl_cli.cli.main import main
 from openfl_cli.errors import UsageError
 from openfl_cli.pki.ca import create_authority
 from openfl_cli.pki.requests import aggregator_request
@@ -21,6 +20,7 @@ from openfl_cli.pki.signing import certify_aggregator
 from openfl_cli.workspace.dockerize import dockerize
 from openfl_cli.workspace.image import BASE_SOURCES, prepare_image, source_tree
 from openfl_cli.workspace.image_signature import verify_image
+from tests.workspace.cli_run import fx_in_process
 
 SECRET_SUFFIXES = (".key", ".crt", ".csr", ".pem", ".pbuf", ".db", ".zip", ".tar", ".sig", ".log", ".npy")
 PEM_MARKERS = (b"PRIVATE KEY", b"BEGIN CERTIFICATE", b"CERTIFICATE REQUEST")
@@ -56,16 +56,6 @@ def certified(workspace: Path) -> Path:
 
 def _files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*") if path.is_file())
-
-
-def _fx(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_workspace_context_holds_the_plan_code_and_requirements_only(certified: Path) -> None:
@@ -191,7 +181,7 @@ def test_without_an_engine_it_prints_the_commands(
 ) -> None:
     monkeypatch.setenv("PATH", str(certified / "no-docker-here"))
     monkeypatch.chdir(certified)
-    code, out, err = _fx(["workspace", "dockerize", "--save"], capsys)
+    code, out, err = fx_in_process(["workspace", "dockerize", "--save"], capsys)
     assert code == 0, err
     assert "No Docker engine answers here" in out and "nothing was built" in out
     lines = [line.strip() for line in out.splitlines()]

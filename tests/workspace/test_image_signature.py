@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from openfl_cli.cli.main import main
 from openfl_cli.errors import UsageError
 from openfl_cli.pki.errors import CertificateError
 from openfl_cli.pki.revocation import remove
 from openfl_cli.workspace.image_signature import sign_image, verify_image
 from tests.pki.conftest import Federation, build_federation
+from tests.workspace.cli_run import fx_in_process
 
 
 @pytest.fixture
@@ -25,16 +25,6 @@ def tarball(federation: Federation) -> Path:
     path = federation.aggregator / "agg.tar"
     path.write_bytes(b"image layers " * 100_000)
     return path
-
-
-def _fx(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_aggregator_signs_and_a_collaborator_verifies(federation: Federation, tarball: Path) -> None:
@@ -105,12 +95,12 @@ def test_commands(
     federation: Federation, tarball: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(federation.aggregator)
-    code, out, err = _fx(["workspace", "sign-image", "agg.tar"], capsys)
+    code, out, err = fx_in_process(["workspace", "sign-image", "agg.tar"], capsys)
     assert code == 0, err
     assert "as aggregator localhost" in out and "Wrote " in out and "agg.tar.sig" in out
-    code, out, err = _fx(["workspace", "verify-image", "agg.tar"], capsys)
+    code, out, err = fx_in_process(["workspace", "verify-image", "agg.tar"], capsys)
     assert code == 0 and "signature valid; signed by aggregator localhost" in out, err
     assert "docker load -i agg.tar" in out
     tarball.write_bytes(tarball.read_bytes() + b"x")
-    code, out, err = _fx(["workspace", "verify-image", "agg.tar"], capsys)
+    code, out, err = fx_in_process(["workspace", "verify-image", "agg.tar"], capsys)
     assert code == 2 and err.count("\n") == 1 and "altered after signing" in err and "docker load" not in out

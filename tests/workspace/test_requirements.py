@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from openfl_cli.cli.main import main
 from openfl_cli.errors import FxError
 from openfl_cli.workspace.export import export_workspace
 from openfl_cli.workspace.requirements import (
@@ -18,6 +17,7 @@ from openfl_cli.workspace.requirements import (
     install_requirements,
     with_declared,
 )
+from tests.workspace.cli_run import fx_in_process
 
 
 class FakeDistribution(metadata.Distribution):
@@ -33,16 +33,6 @@ class FakeDistribution(metadata.Distribution):
 
     def locate_file(self, path: str | Path) -> Path:  # pragma: no cover - not used
         return Path(path)
-
-
-def _fx(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_pins_what_an_index_can_install_and_says_what_it_left_out() -> None:
@@ -95,7 +85,7 @@ def test_local_builds_are_named() -> None:
     )
 
 
-def test_the_real_environment_is_pinned_without_fx() -> None:
+def test_the_real_environment_is_pinned_withoutfx_in_process() -> None:
     text = environment_requirements().text()
     assert f"click=={metadata.version('click')}\n" in text
     assert "openfl" not in text.lower().replace("# the packages", "")
@@ -161,7 +151,7 @@ def test_import_command_installs_and_fails_in_one_line(
             target.writestr(item, content)
     (tmp_path / "node").mkdir()
     monkeypatch.chdir(tmp_path / "node")
-    code, out, err = _fx(["workspace", "import", "--archive", str(archive)], capsys)
+    code, out, err = fx_in_process(["workspace", "import", "--archive", str(archive)], capsys)
     assert code == 1, err
     assert err.count("\n") == 1 and err.startswith("fx: error: installing the requirements of "), err
     assert "Unpacked the workspace into" in out and "Installing the requirements" in out
