@@ -33,14 +33,15 @@ def load_plan(plan_path: str | Path, cols_path: str | Path | None, data_path: st
 def checked_data_path(plan: Plan, name: str) -> str:
     """Collaborator `name`'s data path from the data file, checked before anything connects.
 
-    A shard number (digits, as the bundled templates use) is left to the data loader; anything else
-    names a folder or file that must exist and be readable here, as the data loader will open it.
+    A value written as a path (absolute, or with a folder separator, `.` or `~` in front) must exist and
+    be readable here, as the data loader will open it. Anything else (a shard number such as `1`, a site
+    name a script runner reads, a data set's name) is the data loader's to interpret.
     """
     data_path = plan.data_path_for(name)
     text = data_path.strip()
-    if text.isdigit():
+    if text and not _written_as_path(text):
         return data_path
-    path = Path(text)
+    path = Path(text).expanduser()
     if not text:
         problem = "is empty"
     elif not path.exists():
@@ -52,8 +53,13 @@ def checked_data_path(plan: Plan, name: str) -> str:
     where = "" if path.is_absolute() or not text else f" (relative to {Path.cwd()})"
     raise UsageError(
         f"{plan.data_file}: collaborator {name}: data path {text!r} {problem}{where};"
-        " expected a folder or file readable on this machine, or a shard number"
+        " expected a folder or file readable on this machine"
     )
+
+
+def _written_as_path(text: str) -> bool:
+    separators = [sep for sep in (os.sep, os.altsep) if sep]
+    return text.startswith((".", "~")) or Path(text).is_absolute() or any(sep in text for sep in separators)
 
 
 def require_tls_files(workspace: Path, name: str, client_auth: bool) -> TlsPaths:

@@ -22,6 +22,7 @@ from openfl_cli.workflow.flspec import FLSpec
 from openfl_cli.workflow.participants import Aggregator, Collaborator, Participant
 from openfl_cli.workflow.snapshot import SnapshotSink, TaskSnapshot
 
+log = logging.getLogger(__name__)
 _EPSILON = 1e-9
 
 
@@ -209,7 +210,7 @@ class RayBackend:
             options["include_dashboard"] = False
         options.update(self.ray_init_kwargs)
         try:
-            ray.init(**options)
+            _start(ray, options, local=not self.address)
         except ConnectionError as err:
             raise UsageError(f"cannot connect to the Ray cluster at {self.address}: {err}") from err
         self._shutdown = True
@@ -318,4 +319,21 @@ class RayBackend:
         self._reservation = None
         if self._shutdown:
             self._shutdown = False
+            ray.shutdown()
+
+
+LOCAL_START_ATTEMPTS = 2  # a local Ray instance that did not come up in time is started once more
+
+
+def _start(ray: Any, options: dict[str, Any], *, local: bool) -> None:
+    """`ray.init(**options)`; a local instance whose processes did not report in time (a loaded
+    machine: Ray waits a fixed time for its GCS server's port file) is shut down and started again."""
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(**options)
+            return
+        except RuntimeError as err:
+            if not local or "Timed out" not in str(err) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            log.warning("Ray did not start in time (%s); starting it again", err)
             ray.shutdown()

@@ -52,8 +52,8 @@ def test_a_relative_data_path_says_what_it_is_relative_to(workspace: Path, no_di
         start_collaborator("site1")
 
 
-@pytest.mark.parametrize("data_path", ["1", "data"])
-def test_a_shard_number_or_an_existing_folder_passes_on_to_the_tls_files(
+@pytest.mark.parametrize("data_path", ["1", "data", "site-1"])
+def test_a_shard_number_a_name_or_an_existing_folder_passes_on_to_the_tls_files(
     workspace: Path, no_dialing: None, data_path: str
 ) -> None:
     ok("collaborator", "create", "-n", "site1", "-d", data_path)

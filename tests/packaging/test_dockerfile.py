@@ -44,6 +44,11 @@ def test_bundled_folders_are_copied_before_install() -> None:
 def test_runs_as_unprivileged_user_with_pinned_python() -> None:
     steps = _instructions()
     base = next(rest for keyword, rest in steps if keyword == "FROM")
+    # the Python version is a build argument (dockerize passes the host's); its default is pinned
+    defaults = dict(
+        rest.split("=", 1) for keyword, rest in steps if keyword == "ARG" and "=" in rest
+    )
+    base = re.sub(r"\$\{(\w+)\}", lambda found: defaults.get(found.group(1), found.group(0)), base)
     assert re.fullmatch(r"python:3\.(10|11|12)-slim", base), base
     users = [rest for keyword, rest in steps if keyword == "USER"]
     assert users and users[-1] not in ("root", "0"), "the image must not run fx as root"

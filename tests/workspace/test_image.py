@@ -143,22 +143,20 @@ def test_install_steps_give_a_working_fx_in_a_scratch_environment(certified: Pat
     ).stdout.strip()
     # the dependencies (and pip, hatchling) come from this environment, read-only; no network
     Path(purelib, "zz_host_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # what earlier tests left in the environment (PYTHONPATH, pip settings) must not reach the scratch one
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV", "CONDA"))
+    }
+    env = {**inherited, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     pip = [str(python), "-m", "pip", "install", "--no-build-isolation"]
-    subprocess.run(
+    for step in (
         [*pip, "--no-deps", "--ignore-installed", str(build.base_context)],
-        check=True,
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-    )
-    subprocess.run(
         [*pip, "-r", str(build.workspace_context / "requirements.txt")],
-        check=True,
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-    )
+    ):
+        ran = subprocess.run(step, env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert ran.returncode == 0, f"{' '.join(step)}\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"
 
     home = build.workspace_context / "workspace"
     fx = str(venv / "bin" / "fx")

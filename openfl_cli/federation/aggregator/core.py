@@ -272,6 +272,9 @@ class Aggregator:
                     self._failure = f"the aggregator failed: {exc}"
                 self._cond.notify_all()
             self._writer.wait(raising=False)
+            if isinstance(exc, Exception) and not isinstance(exc, FxError):
+                # an unexpected error (a write that failed): one line, exit 1, the cause chained
+                raise ExperimentStopped(self._failure or str(exc)) from exc
             raise
         if self._failure is not None:
             self._await_quit()

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -79,7 +80,7 @@ class JsonlMetricWriter(_FileWriter):
 
 
 class TensorBoardWriter(MetricWriter):
-    """Writes `events.out.tfevents.<time>.<host>.<pid>.<n>` in `logdir` through tensorboardX: scalars
+    """Writes `events.out.tfevents.<time>.<host>.<ns>.<pid>.<n>` in `logdir` through tensorboardX: scalars
     tagged node/task/metric, step = round, the record's own wall time. A new file per writer, as
     TensorBoard expects; each event is flushed as it is written (tensorboardX's queued writer would
     hold it back)."""
@@ -90,8 +91,10 @@ class TensorBoardWriter(MetricWriter):
 
         directory = Path(logdir)
         directory.mkdir(parents=True, exist_ok=True)
-        # tensorboardX names files by the second and truncates: the pid and a counter keep them apart
-        suffix = f".{os.getpid()}.{next(_WRITER_NUMBERS)}{filename_suffix}"
+        # tensorboardX names files by the second and truncates: the nanosecond clock (so that names sort
+        # in the order the files were opened, as TensorBoard reads them), the pid and a counter keep
+        # them apart
+        suffix = f".{time.time_ns()}.{os.getpid()}.{next(_WRITER_NUMBERS)}{filename_suffix}"
         self._lock = threading.Lock()
         self._events: Any = EventsWriter(str(directory / "events"), suffix)
         self.path = Path(self._events._file_name)
