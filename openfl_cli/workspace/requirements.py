@@ -75,6 +75,20 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def site_folders() -> list[str]:
+    """The environment's package folders on sys.path, in its order: what pip installed. Folders that
+    packages put on sys.path themselves (Ray's `thirdparty_files` with its vendored colorama and psutil)
+    hold nothing another node could install by name."""
+    import site
+    import sysconfig
+
+    installed = {*site.getsitepackages(), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    if site.ENABLE_USER_SITE:
+        installed.add(site.getusersitepackages())
+    resolved = {str(Path(folder).resolve()) for folder in installed}
+    return [entry for entry in sys.path if entry and str(Path(entry).resolve()) in resolved]
+
+
 def environment_requirements(
     distributions: Iterable[metadata.Distribution] | None = None,
 ) -> Requirements:
@@ -82,7 +96,7 @@ def environment_requirements(
     lines: list[str] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
-    found = metadata.distributions() if distributions is None else distributions
+    found = metadata.distributions(path=site_folders()) if distributions is None else distributions
     for distribution in found:
         name = distribution.metadata["Name"]
         if not name or canonical_name(name) in seen:

@@ -164,3 +164,23 @@ def test_nothing_to_install(tmp_path: Path) -> None:
     said: list[str] = []
     assert not has_requirements(empty) and install_requirements(empty, said.append) is False
     assert said == [f"{empty} names no packages: nothing to install"]
+
+
+def test_packages_vendored_on_sys_path_are_not_pinned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray puts its `thirdparty_files` (colorama, psutil) on sys.path when imported: not installable."""
+    import sys
+
+    vendored = tmp_path / "thirdparty_files"
+    (vendored / "fx_vendored_only-1.0.dist-info").mkdir(parents=True)
+    (vendored / "fx_vendored_only-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fx-vendored-only\nVersion: 1.0\n"
+    )
+    monkeypatch.setattr(sys, "path", [str(vendored), *sys.path])
+    from importlib import metadata
+
+    assert any(d.metadata["Name"] == "fx-vendored-only" for d in metadata.distributions())
+    lines = environment_requirements().lines
+    assert not any(line.startswith("fx-vendored-only") for line in lines)
+    assert any(line.startswith("numpy==") for line in lines)  # the environment's own packages still are
