@@ -251,7 +251,7 @@ class Collaborator:
         self, state: _Round, task: TaskSpec, reason: str, *, model_mismatch: bool = False
     ) -> None:
         """Tell the aggregator that `task` failed; the round's other tasks are not run."""
-        self._settle_quietly(state)  # a result on its way still arrives before the report
+        self._abandon(state)  # a result on its way still arrives before the report
         reason = one_line(reason)
         log.error("round %d, %s failed: %s (the aggregator is told)", state.number + 1, task.name, reason)
         try:
@@ -273,10 +273,6 @@ class Collaborator:
             log.debug("the task runner cannot list its tensors yet", exc_info=True)
             return ""
         return misfit(reference, model)
-
-    def _settle_quietly(self, state: _Round) -> None:
-        if self._sending is not None:
-            self._abandon(state)
 
     def _settle(self, state: _Round) -> bool:
         """Wait for the result being sent in the background; False when the round should stop."""

@@ -102,6 +102,7 @@ class Aggregator:
         self._stopped = False
         self._failure: str | None = None  # why the experiment stopped on an error
         self._polls: dict[str, int] = {}  # collaborator -> ticket of its current long poll
+        self._polling: dict[str, int] = {}  # collaborator -> its polls in progress (a newer one ends them)
         self._roster = roster
         self._next_roster_check = 0.0
         self._left: set[str] = set()  # collaborators the roster dropped while the experiment ran
@@ -123,29 +124,42 @@ class Aggregator:
         with self._cond:
             ticket = self._polls.get(collaborator, 0) + 1
             self._polls[collaborator] = ticket
-            self._cond.notify_all()
-            while True:
-                if self._failure is not None:
-                    self._told_quit.add(collaborator)
-                    self._cond.notify_all()
-                    return TaskAssignment(Action.ABORT, self.round_number_unlocked(), reason=self._failure)
-                if self._stopped or self._polls.get(collaborator) != ticket:
-                    return TaskAssignment(Action.WAIT, self.round_number_unlocked())
-                if self._finished:
-                    self._told_quit.add(collaborator)
-                    self._cond.notify_all()
-                    return TaskAssignment(Action.QUIT, self.rounds_to_train)
-                state = self._round
-                if state is not None and not state.closing:
-                    remaining = state.remaining(collaborator)
-                    if remaining:
-                        return TaskAssignment(
-                            Action.RUN, state.number, tuple(self._tasks[t] for t in remaining)
-                        )
-                left = deadline - self._clock()
-                if left <= 0:
-                    return TaskAssignment(Action.WAIT, state.number if state else 0, retry_after=0.0)
-                self._cond.wait(left)
+            if self._polling.get(collaborator):
+                self._cond.notify_all()  # its older poll ends now
+            self._polling[collaborator] = self._polling.get(collaborator, 0) + 1
+            try:
+                return self._answer_poll(collaborator, ticket, deadline)
+            finally:
+                left = self._polling[collaborator] - 1
+                if left:
+                    self._polling[collaborator] = left
+                else:
+                    del self._polling[collaborator]
+
+    def _answer_poll(self, collaborator: str, ticket: int, deadline: float) -> TaskAssignment:
+        """The long poll's loop (call with the condition held)."""
+        while True:
+            if self._failure is not None:
+                self._told_quit.add(collaborator)
+                self._cond.notify_all()
+                return TaskAssignment(Action.ABORT, self.round_number_unlocked(), reason=self._failure)
+            if self._stopped or self._polls.get(collaborator) != ticket:
+                return TaskAssignment(Action.WAIT, self.round_number_unlocked())
+            if self._finished:
+                self._told_quit.add(collaborator)
+                self._cond.notify_all()
+                return TaskAssignment(Action.QUIT, self.rounds_to_train)
+            state = self._round
+            if state is not None and not state.closing:
+                remaining = state.remaining(collaborator)
+                if remaining:
+                    return TaskAssignment(
+                        Action.RUN, state.number, tuple(self._tasks[t] for t in remaining)
+                    )
+            left = deadline - self._clock()
+            if left <= 0:
+                return TaskAssignment(Action.WAIT, state.number if state else 0, retry_after=0.0)
+            self._cond.wait(left)
 
     def model_for(self, collaborator: str, round_number: int) -> Mapping[str, np.ndarray]:
         with self._cond:
